@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ApiproxyConfig(AppConfig):
+    name = "apiproxy"
+    verbose_name = "API proxy"

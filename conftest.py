@@ -1,0 +1,57 @@
+"""Suite-wide fixtures: personas, real-service checks.
+
+`make test` points DATABASE_URL and REDIS_URL at real PostgreSQL and Redis; when
+they are set but unreachable the session stops loudly instead of falling back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.factories import user_make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+        except redis.RedisError as error:
+            raise pytest.UsageError(f"REDIS_URL is set but Redis is down: {error}")
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    """Each test starts with an empty cache (a flushed Redis test database)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def alice(db):  # type: ignore[no-untyped-def]
+    """Owner persona: an ordinary researcher."""
+    return user_make(username="alice")
+
+
+@pytest.fixture
+def bob(db):  # type: ignore[no-untyped-def]
+    """Same group as alice."""
+    return user_make(username="bob")
+
+
+@pytest.fixture
+def charlie(db):  # type: ignore[no-untyped-def]
+    """An outsider."""
+    return user_make(username="charlie")
+
+
+@pytest.fixture
+def staff(db):  # type: ignore[no-untyped-def]
+    return user_make(username="operator", is_staff=True, is_superuser=True)

@@ -1,0 +1,29 @@
+"""ASGI entry point: two doors, one house.
+
+The OpenAI API paths go straight to the lean proxy app (no Django middleware, no
+sync hand-offs); everything else is Django. Channels' URLRouter does the split.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+# Django must be set up before anything imports models.
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from apiproxy.app import PROXY_PATH_PATTERN, proxy_application  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": URLRouter(
+            [
+                re_path(PROXY_PATH_PATTERN, proxy_application),
+                re_path(r"", django_application),
+            ]
+        ),
+    }
+)
