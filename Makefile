@@ -44,7 +44,7 @@ services:
 	@scripts/services_up.sh
 
 test: $(VENV)/.dev browser services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_CONN_MAX_AGE=0 \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: $(VENV)/.dev

@@ -13,6 +13,8 @@ import pytest
 
 from tests.factories import user_make
 
+pytest_plugins = ["tests.fixtures_browser"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     redis_url = os.environ.get("REDIS_URL")
