@@ -1,0 +1,234 @@
+"""`make run`: bootstrap an admin, start the demo backend, serve under uvicorn.
+
+The runportal command is a thin wrapper around `portal_run`. The order is chosen
+for a fast first page: the demo backend starts loading first, the admin is made
+while it loads, and the portal serves at once; a helper thread waits for the
+backend's /health and registers it as an ordinary backend when it answers.
+Whatever happens (Ctrl-C, SIGTERM, uvicorn failing to bind), the backend is
+stopped before the process exits.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from django.db import connections, transaction
+
+from portal.demobackend import (
+    MODEL_ID,
+    DemoBackend,
+    DemoBackendFailed,
+    DemoBackendUnavailable,
+    demo_backend_start,
+)
+
+DEMO_BACKEND_NAME = "demo"
+ADMIN_USERNAME = "admin"
+ADMIN_EMAIL = "admin@localhost"
+
+
+class PortalStopped(Exception):
+    """Raised by the SIGINT/SIGTERM handler so that every finally clause runs."""
+
+
+@dataclass(frozen=True)
+class AdminLogin:
+    username: str
+    password: str | None  # None: the admin existed already; its password is not ours
+    created: bool
+
+
+def admin_bootstrap(
+    *, username: str = ADMIN_USERNAME, email: str = ADMIN_EMAIL, password: str = ""
+) -> AdminLogin:
+    """Create the first superuser with a random (or the given) password.
+
+    Never touches an existing superuser: an operator's changed password stays.
+    """
+    from allauth.account.models import EmailAddress
+
+    from accounts.services import admin_ensure
+
+    chosen = password or secrets.token_urlsafe(12)
+    with transaction.atomic():
+        user, created = admin_ensure(username=username, email=email, password=chosen)
+        if created:
+            # Mandatory e-mail verification would otherwise send the printed
+            # login to "confirm your e-mail" at a mailbox nobody reads.
+            # TODO(accounts): move into admin_ensure, which owns the invariant.
+            EmailAddress.objects.get_or_create(
+                user=user,
+                email=user.email,
+                defaults={"verified": True, "primary": True},
+            )
+    return AdminLogin(
+        username=user.get_username(),
+        password=chosen if created else None,
+        created=created,
+    )
+
+
+def admin_login_describe(*, login: AdminLogin, url: str) -> str:
+    if login.created:
+        return (
+            f"Admin account created. Log in at {url}accounts/login/\n"
+            f"    username: {login.username}\n"
+            f"    password: {login.password}\n"
+            f"(shown only now; change it with "
+            f"`.venv/bin/python manage.py changepassword {login.username}`)"
+        )
+    return (
+        f"An admin account exists ({login.username}). Log in at {url}accounts/login/;"
+        f" forgot the password? `.venv/bin/python manage.py changepassword"
+        f" {login.username}`"
+    )
+
+
+def demo_backend_register(*, backend: DemoBackend) -> str:
+    """Register the running demo backend as the ordinary backend named "demo".
+
+    The port changes on every run, so an existing "demo" backend is updated in
+    place rather than added again. Returns a line for the console.
+    """
+    try:
+        from apiproxy.services import backend_add, backend_discover_models
+    except ImportError:
+        return (
+            "The backend catalog (apiproxy.services.backend_add) does not exist yet:"
+            f" registration skipped. The demo backend answers at {backend.base_url}"
+        )
+    registered = backend_add(
+        name=DEMO_BACKEND_NAME,
+        base_url=backend.base_url,
+        pool="shared",
+        max_concurrency=4,
+    )
+    backend_discover_models(backend=registered)
+    return (
+        f"Demo backend ready: model {backend.model_id} at {backend.base_url}"
+        f" (registered as backend {DEMO_BACKEND_NAME!r})"
+    )
+
+
+def _register_when_healthy(
+    *, backend: DemoBackend, stopping: threading.Event, say: Callable[[str], None]
+) -> None:
+    try:
+        backend.wait_healthy()
+        if not stopping.is_set():
+            say(demo_backend_register(backend=backend))
+    except (DemoBackendFailed, DemoBackendUnavailable) as error:
+        if not stopping.is_set():
+            say(f"Demo backend unavailable: {error}\nServing without a backend.")
+    except Exception as error:  # the portal keeps serving regardless
+        if not stopping.is_set():
+            say(f"Demo backend registration failed: {error!r}")
+    finally:
+        connections.close_all()  # this thread's connections only
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into PortalStopped for the duration of the run.
+
+    uvicorn handles these signals while it serves and re-raises them after its
+    graceful shutdown; with Python's default SIGTERM action the process would
+    die right there, skipping the finally clause that stops the backend.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise PortalStopped(signal.Signals(signum).name)
+
+    previous = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _serve(*, host: str, port: int) -> None:
+    import uvicorn
+
+    # WhiteNoise's file responses are synchronous iterators; Django warns about
+    # them under ASGI on the first static file, which is noise for a dev server.
+    warnings.filterwarnings(
+        "ignore", message="StreamingHttpResponse must consume synchronous iterators"
+    )
+
+    # The same server and flags as production (docker/Dockerfile), minus the
+    # proxy headers: uvloop and httptools where installed.
+    config = uvicorn.Config(
+        "portal.asgi:application", host=host, port=port, log_level="info"
+    )
+    uvicorn.Server(config).run()
+
+
+def portal_run(
+    *,
+    host: str,
+    port: int,
+    stdout: TextIO,
+    log_dir: Path,
+    demo_backend: bool = True,
+    admin_password: str = "",
+    admin_username: str = ADMIN_USERNAME,
+    admin_email: str = ADMIN_EMAIL,
+) -> None:
+    """Serve the portal until Ctrl-C or SIGTERM; the demo backend never outlives it."""
+    url = f"http://{host}:{port}/"
+
+    def say(text: str) -> None:
+        stdout.write(text + "\n")
+        stdout.flush()
+
+    backend: DemoBackend | None = None
+    stopping = threading.Event()
+    with _stop_on_signals():
+        try:
+            if demo_backend:
+                try:
+                    backend = demo_backend_start(log_path=log_dir / "demo-backend.log")
+                except DemoBackendUnavailable as error:
+                    say(
+                        f"Demo backend unavailable: {error}\nServing without a backend."
+                    )
+            login = admin_bootstrap(
+                username=admin_username, email=admin_email, password=admin_password
+            )
+            if backend is not None:
+                say(
+                    f"Demo backend starting (pid {backend.pid}, model {MODEL_ID},"
+                    f" log {backend.log_path})"
+                )
+                threading.Thread(
+                    target=_register_when_healthy,
+                    kwargs={"backend": backend, "stopping": stopping, "say": say},
+                    name="demo-backend-registrar",
+                    daemon=True,
+                ).start()
+            say(admin_login_describe(login=login, url=url))
+            say(f"Portico is at {url} (Ctrl-C stops it)")
+            # uvicorn's worker threads open their own connections.
+            connections.close_all()
+            _serve(host=host, port=port)
+        except PortalStopped:
+            pass
+        finally:
+            stopping.set()
+            # A second Ctrl-C must not interrupt the cleanup half-way.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if backend is not None and backend.stop():
+                say(f"Demo backend stopped (pid {backend.pid}).")
