@@ -13,7 +13,11 @@ import pytest
 
 from tests.factories import user_make
 
-pytest_plugins = ["tests.fixtures_browser"]
+pytest_plugins = [
+    "tests.fixtures_backend",
+    "tests.fixtures_browser",
+    "tests.fixtures_proxy",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,13 +1,24 @@
 """The lean ASGI app that serves the OpenAI API beside Django.
 
-Until the proxy issue lands it answers every request with an OpenAI-shaped 404,
-which is enough to prove the routing: these paths never touch Django middleware.
+No Django middleware and no sync hand-offs on the way: the request goes
+through the steps in handlers.py, and whatever happens its outcome is handed to
+the meter exactly once.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import uuid
 from typing import Any
+
+from apiproxy.auth import principal_authenticate
+from apiproxy.errors import ProxyError
+from apiproxy.handlers import Exchange, completion_handle, model_retrieve, models_list
+from apiproxy.http import ClientGone, Receive, Send, header_get, json_send
+from apiproxy.outcome import RequestOutcome, outcome_submit
+from apiproxy.parsing import ENDPOINT_CAPABILITY
+
+logger = logging.getLogger(__name__)
 
 # /v1/... and, for users of portals whose base URL ends in /api/, the OpenAI
 # route names under /api/ (the portal's own /api/keys/ and the like stay Django's).
@@ -16,35 +27,112 @@ PROXY_PATH_PATTERN = (
     r"|audio/transcriptions|responses)(?:/|$))"
 )
 
-Scope = dict[str, Any]
+JSON_ENDPOINTS = frozenset(ENDPOINT_CAPABILITY) - {"audio/transcriptions"}
 
 
-def error_body(
-    *, message: str, type_: str, code: str | None, param: str | None = None
-) -> bytes:
-    return json.dumps(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    ).encode()
+def endpoint_of(path: str) -> str:
+    """`/v1/chat/completions` and `/api/chat/completions` -> `chat/completions`."""
+    for prefix in ("/v1/", "/api/"):
+        if path.startswith(prefix):
+            return path[len(prefix) :].rstrip("/")
+    return path.strip("/")
 
 
-async def send_json(send: Any, *, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+def retry_count_of(headers: list[tuple[bytes, bytes]]) -> int:
+    value = header_get(headers, b"x-stainless-retry-count")
+    if value is None or not value.isdigit() or len(value) > 3:
+        return 0
+    return int(value)
+
+
+async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
+    if endpoint == "models" and method == "GET":
+        await models_list(exchange)
+    elif endpoint.startswith("models/") and method == "GET":
+        await model_retrieve(exchange, endpoint[len("models/") :])
+    elif endpoint in JSON_ENDPOINTS and method == "POST":
+        await completion_handle(exchange, endpoint)
+    elif endpoint == "audio/transcriptions" and method == "POST":
+        from apiproxy.transcription import transcription_handle
+
+        await transcription_handle(exchange)
+    elif endpoint in JSON_ENDPOINTS or endpoint == "models":
+        raise ProxyError(
+            405,
+            f"Method {method} is not allowed on /v1/{endpoint}.",
+            code="method_not_allowed",
+        )
+    else:
+        raise ProxyError(
+            404,
+            f"Unknown API route: {method} /v1/{endpoint}. Portico serves models, "
+            "chat/completions, completions, embeddings, audio/transcriptions "
+            "and responses.",
+            code="unknown_url",
+        )
+
+
+async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    request_id = "req_" + uuid.uuid4().hex
+    endpoint = endpoint_of(scope["path"])
+    outcome = RequestOutcome(
+        request_id=request_id, endpoint=endpoint, retry_count=retry_count_of(headers)
     )
-    await send({"type": "http.response.body", "body": body})
+    response_headers = [(b"x-request-id", request_id.encode())]
+    started = False
 
+    async def tracked_send(message: dict[str, Any]) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
 
-async def proxy_application(scope: Scope, receive: Any, send: Any) -> None:
-    body = error_body(
-        message=f"Unknown API route: {scope['method']} {scope['path']}",
-        type_="invalid_request_error",
-        code="unknown_url",
-    )
-    await send_json(send, status=404, body=body)
+    try:
+        principal = await principal_authenticate(headers)
+        outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
+        exchange = Exchange(
+            receive=receive,
+            send=tracked_send,
+            headers=headers,
+            principal=principal,
+            outcome=outcome,
+            response_headers=response_headers,
+        )
+        await _dispatch(exchange, scope["method"], endpoint)
+    except ProxyError as error:
+        # Raised only before a response starts: nothing reached the backend's
+        # answer, so nothing is billed.
+        outcome.status = error.status
+        outcome.finish_reason = error.outcome
+        outcome.prompt_tokens = outcome.completion_tokens = 0
+        await json_send(
+            send,
+            status=error.status,
+            body=error.body(),
+            headers=[*response_headers, *error.headers],
+        )
+    except ClientGone:
+        outcome.finish_reason = "client_disconnect"
+    except Exception:
+        logger.exception("proxy failure on %s (request %s)", endpoint, request_id)
+        outcome.finish_reason = "proxy_error"
+        error = ProxyError(
+            500,
+            f"Portico failed to handle this request (request id {request_id}).",
+            type="server_error",
+            code="internal_error",
+        )
+        if started:
+            # Mid-stream: end the stream with an error event the SDK raises on.
+            await send(
+                {"type": "http.response.body", "body": error.sse_event(), "more_body": False}
+            )
+        else:
+            outcome.status = 500
+            await json_send(send, status=500, body=error.body(), headers=response_headers)
+    finally:
+        if outcome.user_id is not None and not endpoint.startswith("models"):
+            outcome_submit(outcome)

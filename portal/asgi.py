@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from apiproxy.app import PROXY_PATH_PATTERN, proxy_application  # noqa: E402
+from apiproxy.lifespan import lifespan_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -25,5 +26,6 @@ application = ProtocolTypeRouter(
                 re_path(r"", django_application),
             ]
         ),
+        "lifespan": lifespan_application,
     }
 )

@@ -1,0 +1,66 @@
+"""Small ASGI helpers for the proxy: headers, bounded body reads, JSON replies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apiproxy.errors import ProxyError
+from apiproxy.parsing import body_too_large
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+
+def header_get(headers: Headers, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def body_read(receive: Receive, headers: Headers, *, limit: int) -> bytes:
+    """The whole request body, refusing early (413) when it is over `limit`."""
+    declared = header_get(headers, b"content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise body_too_large(limit)
+        except ValueError:
+            raise ProxyError(400, "Invalid Content-Length header.") from None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large(limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def json_send(
+    send: Send, *, status: int, body: bytes, headers: Headers | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,70 @@
+"""The SSE observer: forwards events unchanged, reads usage, strips or
+synthesises the usage chunk."""
+
+from __future__ import annotations
+
+import json
+
+from apiproxy.observer import StreamObserver
+
+
+def chunk(content: str | None = None, *, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    payload = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+USAGE = (
+    b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"m",'
+    b'"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+
+
+def test_it_forwards_events_byte_for_byte_and_counts_content() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=False, model="m")
+    stream = chunk("Hel") + chunk("lo") + chunk(finish="stop") + USAGE + DONE
+    assert observer.feed(stream) == stream
+    assert observer.content_chunks == 2
+    assert observer.completion_tokens_final() == 3
+    assert observer.prompt_tokens == 7
+    assert observer.finish_reason == "stop"
+    assert observer.done
+    assert observer.usage_source == "reported"
+
+
+def test_it_holds_back_a_partial_event_until_it_is_complete() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=False, model="m")
+    event = chunk("Hi")
+    assert observer.feed(event[:10]) == b""
+    assert observer.feed(event[10:]) == event
+
+
+def test_it_removes_the_usage_chunk_the_client_did_not_ask_for() -> None:
+    observer = StreamObserver(strip_usage=True, synthesise_usage=False, model="m")
+    out = observer.feed(chunk("a") + USAGE + DONE)
+    assert b'"usage"' not in out
+    assert out == chunk("a") + DONE
+    assert observer.completion_tokens_final() == 3
+
+
+def test_it_counts_and_synthesises_usage_when_the_backend_sends_none() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=True, model="m")
+    out = observer.feed(chunk("a") + chunk("b") + chunk(finish="length") + DONE)
+    events = [e for e in out.split(b"\n\n") if e]
+    usage_event = json.loads(events[-2][6:])
+    assert usage_event["usage"]["completion_tokens"] == 2
+    assert usage_event["choices"] == []
+    assert events[-1] == b"data: [DONE]"
+    assert observer.usage_source == "counted"
+
+
+def test_it_accepts_crlf_framing() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=False, model="m")
+    out = observer.feed(chunk("x").replace(b"\n", b"\r\n"))
+    assert out == chunk("x")
