@@ -1,5 +1,10 @@
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
+
+from accounts.keyformat import key_display
 
 
 class User(AbstractUser):
@@ -28,3 +33,57 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+
+class ApiKey(models.Model):
+    """A user's key for the OpenAI-compatible API.
+
+    The raw key is never stored: only its lookup id (the unique index a presented
+    key is found by) and the SHA-256 digest of the whole key, plus the first and
+    last characters that pages show (`sk-ptc_…abcd`). `allowed_models` is a list
+    of public model ids, or null for every model the user may use.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    lookup_id = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=24)
+    last4 = models.CharField(max_length=4)
+    allowed_models = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    rolled_from = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rolled_into",
+        help_text="The key this one replaced when it was rolled.",
+    )
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display})"
+
+    @property
+    def display(self) -> str:
+        return key_display(prefix=self.prefix, last4=self.last4)
+
+    def state_at(self, now: datetime) -> str:
+        """active, revoked or expired; a rolled key in its grace period is active."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    @property
+    def state(self) -> str:
+        return self.state_at(timezone.now())

@@ -231,6 +231,25 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# --- API keys (accounts) ---------------------------------------------------
+# New keys read sk-<tag>_...; changing the tag leaves existing keys valid.
+API_KEY_SITE_TAG = env_str("API_KEY_SITE_TAG", "ptc")
+if not (
+    0 < len(API_KEY_SITE_TAG) <= 16
+    and set(API_KEY_SITE_TAG) <= set("abcdefghijklmnopqrstuvwxyz0123456789")
+):
+    raise ImproperlyConfigured(
+        f"API_KEY_SITE_TAG={API_KEY_SITE_TAG!r} must be 1-16 of a-z and 0-9"
+    )
+# Longest lifetime of a key in days (0: unlimited). Keys asked for without an
+# expiry, or with a later one, are capped to it.
+API_KEY_MAX_LIFETIME_DAYS = env_int("API_KEY_MAX_LIFETIME_DAYS", 0, minimum=0)
+# A process's cached answer for a key is re-checked against the database after
+# this many seconds even without a revocation signal (a safety net for changes
+# made outside the services, e.g. a user deactivated in a shell).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 30, minimum=1, maximum=300)
+# --- end API keys ----------------------------------------------------------
+
 # Security. Production (DEBUG false) defaults pass `check --deploy`; TLS is
 # usually terminated by a reverse proxy that sets X-Forwarded-Proto.
 BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", not DEBUG)

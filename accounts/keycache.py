@@ -1,0 +1,267 @@
+"""The proxy's key gate: `key_principal_get`, served from an in-process cache.
+
+A cache hit costs a checksum, a SHA-256 and a dict lookup: no database, no
+thread hop. A miss asks the one sync gate (`apikey_principal_get`, which calls
+`apikey_authenticate`) once, in a worker thread, however many requests wait for
+the same key at that moment.
+
+Why a revocation is honoured everywhere within 2 seconds:
+
+- every service that takes a key's power away calls `apikey_generation_bump()`
+  (accounts.keysignal): this process drops its cache at once, and after the
+  commit one Redis counter is INCRed;
+- every process GETs that counter at most once a second (one round trip, made
+  by the first request after the second is up; requests meanwhile are not
+  held) and drops its whole cache when the value moved;
+- an entry carries the key's `expires_at`, checked on every hit (a key rolled
+  with a grace period simply expires); refusals are cached for
+  `NEGATIVE_SECONDS`; any entry is re-checked against the database after
+  API_KEY_CACHE_SECONDS, which bounds changes made without a service (a user
+  deactivated from a shell);
+- when Redis cannot be read, the cache is dropped: the database decides.
+
+`last_used_at` is handed to `LastUsedWriter` at most once a minute per key per
+process, and written off the request path in one UPDATE per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from accounts.keyformat import dummy_digest_compare, key_digest, key_parse
+from accounts.keysignal import (
+    GENERATION_KEY,
+    RemoteGeneration,
+    apikey_generation_bump,
+    local_generation,
+)
+from accounts.selectors import KeyPrincipal, apikey_principal_get
+from accounts.services import apikey_last_used_record
+
+__all__ = [
+    "GENERATION_KEY",
+    "KeyCache",
+    "KeyPrincipal",
+    "LastUsedWriter",
+    "apikey_generation_bump",
+    "key_cache",
+    "key_principal_get",
+]
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+NEGATIVE_SECONDS = 2.0
+LAST_USED_EVERY_SECONDS = 60.0
+# A flood of random well-formed keys must not grow memory without bound.
+MAX_ENTRIES = 50_000
+
+T = TypeVar("T")
+_Slot = tuple[str, tuple[int, int]]
+
+
+def _in_worker_thread(function: Callable[[], T]) -> T:
+    # A worker thread keeps its connection between calls; close it when it has
+    # outlived CONN_MAX_AGE or broke, as Django does around each request.
+    close_old_connections()
+    try:
+        return function()
+    finally:
+        close_old_connections()
+
+
+def _principal_load(raw_key: str) -> KeyPrincipal | None:
+    return _in_worker_thread(lambda: apikey_principal_get(raw_key=raw_key))
+
+
+def _last_used_write(uses: dict[int, float]) -> int:
+    used_at = datetime.fromtimestamp(max(uses.values()), tz=UTC)
+    return _in_worker_thread(
+        lambda: apikey_last_used_record(key_ids=sorted(uses), used_at=used_at)
+    )
+
+
+class LastUsedWriter:
+    """Collects (key id, time of use) and writes them in one UPDATE per batch,
+    `delay` seconds after the first arrives. A failed write is kept and retried
+    with the next batch, never dropped; `drain()` writes what is left."""
+
+    def __init__(self, *, delay: float = 1.0) -> None:
+        self.delay = delay
+        self.writes = 0
+        self._pending: dict[int, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, key_id: int, at: float) -> None:
+        self._pending[key_id] = max(at, self._pending.get(key_id, 0.0))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._later())
+
+    async def _later(self) -> None:
+        delay = self.delay
+        while True:
+            await asyncio.sleep(delay)
+            if await self.flush():
+                return
+            delay = min(delay * 2, 60.0)
+
+    async def flush(self) -> bool:
+        if not self._pending:
+            return True
+        batch, self._pending = self._pending, {}
+        try:
+            await sync_to_async(_last_used_write, thread_sensitive=False)(batch)
+        except Exception:
+            logger.warning("Could not record API key use; will retry", exc_info=True)
+            for key_id, at in batch.items():
+                self._pending[key_id] = max(at, self._pending.get(key_id, 0.0))
+            return False
+        self.writes += 1
+        return True
+
+    async def drain(self) -> None:
+        """Write what is pending now (shutdown, tests)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+
+@dataclass(slots=True)
+class _Entry:
+    principal: KeyPrincipal | None
+    generation: tuple[int, int]
+    fresh_until: float
+
+
+class KeyCache:
+    def __init__(
+        self,
+        *,
+        loader: Callable[[str], KeyPrincipal | None] = _principal_load,
+        writer: LastUsedWriter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.loader = loader
+        self.writer = writer or LastUsedWriter()
+        self.clock = clock
+        self.loads = 0
+        self._entries: dict[str, _Entry] = {}
+        self._inflight: dict[_Slot, asyncio.Task[KeyPrincipal | None]] = {}
+        self._last_noted: dict[int, float] = {}
+        self._remote = RemoteGeneration()
+        self._remote_seen: bytes | None = None
+        self._epoch = 0
+        self._local_seen = local_generation.value
+        self._next_poll = 0.0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._epoch += 1
+
+    async def get(self, raw_key: str) -> KeyPrincipal | None:
+        parsed = key_parse(raw_key)
+        if parsed is None:
+            dummy_digest_compare(raw_key if isinstance(raw_key, str) else "")
+            return None
+        await self._poll()
+        digest = key_digest(raw_key)
+        now = self.clock()
+        generation = (self._local_seen, self._epoch)
+        entry = self._entries.get(digest)
+        if entry is None or entry.generation != generation or now >= entry.fresh_until:
+            principal = await self._load(digest, raw_key, generation)
+        else:
+            principal = entry.principal
+        if principal is None or principal.is_expired_at(datetime.now(UTC)):
+            return None
+        self._note_use(principal.key_id, now)
+        return principal
+
+    async def _poll(self) -> None:
+        if local_generation.value != self._local_seen:
+            self._local_seen = local_generation.value
+            self.clear()
+        now = self.clock()
+        if now < self._next_poll:
+            return
+        # Set first: requests arriving while the GET is out do not send another.
+        self._next_poll = now + POLL_SECONDS
+        try:
+            seen = await self._remote.read()
+        except (redis.RedisError, OSError):
+            logger.warning("Cannot read the key generation from Redis", exc_info=True)
+            self.clear()
+            return
+        if seen != self._remote_seen:
+            self._remote_seen = seen
+            self.clear()
+
+    async def _load(
+        self, digest: str, raw_key: str, generation: tuple[int, int]
+    ) -> KeyPrincipal | None:
+        # One load per key and generation, in its own task: a request that is
+        # cancelled (client gone) neither cancels nor loses the load for others.
+        loop = asyncio.get_running_loop()
+        slot = (digest, generation)
+        task = self._inflight.get(slot)
+        if task is None or task.get_loop() is not loop:
+            task = loop.create_task(self._load_and_store(digest, raw_key, generation))
+            self._inflight[slot] = task
+            task.add_done_callback(lambda done: self._load_done(slot, done))
+        return await asyncio.shield(task)
+
+    def _load_done(self, slot: _Slot, task: asyncio.Task[KeyPrincipal | None]) -> None:
+        if self._inflight.get(slot) is task:
+            del self._inflight[slot]
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("API key lookup failed", exc_info=task.exception())
+
+    async def _load_and_store(
+        self, digest: str, raw_key: str, generation: tuple[int, int]
+    ) -> KeyPrincipal | None:
+        self.loads += 1
+        principal = await sync_to_async(self.loader, thread_sensitive=False)(raw_key)
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        ttl = settings.API_KEY_CACHE_SECONDS if principal else NEGATIVE_SECONDS
+        # Stored under the generation seen before the load: if a revocation
+        # arrived meanwhile, the next request loads again.
+        self._entries[digest] = _Entry(principal, generation, self.clock() + ttl)
+        return principal
+
+    def _note_use(self, key_id: int, now: float) -> None:
+        last = self._last_noted.get(key_id)
+        if last is not None and now - last < LAST_USED_EVERY_SECONDS:
+            return
+        if len(self._last_noted) >= MAX_ENTRIES:
+            self._last_noted.clear()
+        self._last_noted[key_id] = now
+        self.writer.note(key_id, time.time())
+
+    async def drain(self) -> None:
+        """Write pending `last_used_at` values; call on shutdown."""
+        await self.writer.drain()
+
+
+key_cache = KeyCache()
+
+
+async def key_principal_get(raw_key: str) -> KeyPrincipal | None:
+    """Who `raw_key` speaks for, or None: the proxy's only key check."""
+    return await key_cache.get(raw_key)

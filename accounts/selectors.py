@@ -1,0 +1,142 @@
+"""Reads for accounts, above all the one gate that turns a presented key into a
+key record (`apikey_authenticate`); the proxy's cached gate (accounts.keycache)
+calls it on a cache miss, so there is exactly one place that decides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from accounts.keyformat import (
+    digest_matches,
+    dummy_digest_compare,
+    key_digest,
+    key_parse,
+    lookup_id_is_valid,
+)
+from accounts.models import ApiKey, User
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """Who a valid key speaks for, as the proxy needs it: small, immutable and
+    free of ORM objects, so that a cache can hand it out across coroutines."""
+
+    key_id: int
+    lookup_id: str
+    display: str
+    user_id: int
+    username: str
+    is_staff: bool
+    group_ids: tuple[int, ...]
+    # None: every model the user may use; else only these public model ids.
+    allowed_models: tuple[str, ...] | None
+    expires_at: datetime | None
+
+    def allows_model(self, public_id: str) -> bool:
+        return self.allowed_models is None or public_id in self.allowed_models
+
+    def is_expired_at(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The key record a presented key stands for, if it may be used now.
+
+    Refuses (None) a malformed key without a query, and an unknown, revoked or
+    expired key or one of an inactive user after one indexed query. Unknown and
+    malformed keys both cost a digest compare. The returned key has `user` loaded.
+    """
+    parsed = key_parse(raw_key)
+    if parsed is None:
+        dummy_digest_compare(raw_key if isinstance(raw_key, str) else "")
+        return None
+    key = (
+        ApiKey.objects.select_related("user").filter(lookup_id=parsed.lookup_id).first()
+    )
+    if key is None:
+        dummy_digest_compare(raw_key)
+        return None
+    if not digest_matches(digest=key_digest(raw_key), stored=key.digest):
+        return None
+    if key.state_at(timezone.now()) != "active" or not key.user.is_active:
+        return None
+    return key
+
+
+def apikey_principal_get(*, raw_key: str) -> KeyPrincipal | None:
+    """`apikey_authenticate`, answered as a KeyPrincipal (two queries on success)."""
+    key = apikey_authenticate(raw_key=raw_key)
+    if key is None:
+        return None
+    group_ids = tuple(
+        sorted(key.user.groups.values_list("pk", flat=True))  # type: ignore[attr-defined]
+    )
+    allowed = key.allowed_models
+    return KeyPrincipal(
+        key_id=key.pk,
+        lookup_id=key.lookup_id,
+        display=key.display,
+        user_id=key.user_id,
+        username=key.user.get_username(),
+        is_staff=key.user.is_staff,
+        group_ids=group_ids,
+        allowed_models=None if allowed is None else tuple(allowed),
+        expires_at=key.expires_at,
+    )
+
+
+def apikey_list(*, user: User) -> QuerySet[ApiKey]:
+    """A user's keys, newest first, revoked ones included (the page greys them)."""
+    return ApiKey.objects.filter(user=user).select_related("rolled_from")
+
+
+def apikey_get(*, user: User, key_id: int) -> ApiKey | None:
+    """One of the user's own keys; another user's key is simply not found."""
+    return ApiKey.objects.filter(user=user, pk=key_id).first()
+
+
+def apikey_get_by_lookup_id(*, lookup_id: str) -> ApiKey | None:
+    """For operators (revokekey), who name a key by its lookup id."""
+    if not lookup_id_is_valid(lookup_id):
+        return None
+    return ApiKey.objects.select_related("user").filter(lookup_id=lookup_id).first()
+
+
+def apikey_expiry_cap(*, now: datetime) -> datetime | None:
+    """The latest expiry API_KEY_MAX_LIFETIME_DAYS allows for a key made now."""
+    days = settings.API_KEY_MAX_LIFETIME_DAYS
+    return now + timedelta(days=days) if days else None
+
+
+def user_list_with_key_counts(queryset: QuerySet[User]) -> QuerySet[User]:
+    """Annotate `active_key_count` (neither revoked nor expired) for admin lists."""
+    now = timezone.now()
+    active = Q(api_keys__revoked_at__isnull=True) & (
+        Q(api_keys__expires_at__isnull=True) | Q(api_keys__expires_at__gt=now)
+    )
+    return queryset.annotate(active_key_count=Count("api_keys", filter=active))
+
+
+def user_get_by_username(*, username: str) -> User | None:
+    return User.objects.filter(username=username).first()
+
+
+def model_choices() -> list[str]:
+    """Public ids of the model catalog, for the key form's allowlist.
+
+    The catalog (apiproxy.Model) is built separately; until it exists, or when
+    it is empty, the form falls back to a free-text list.
+    """
+    try:
+        model = apps.get_model("apiproxy", "Model")
+    except LookupError:
+        return []
+    if not any(field.name == "public_id" for field in model._meta.get_fields()):
+        return []
+    return list(model.objects.order_by("public_id").values_list("public_id", flat=True))
