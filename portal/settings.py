@@ -270,6 +270,27 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Model catalog and discovery (apiproxy) ---
+# Discovery asks every enabled backend for GET /v1/models this often (Celery
+# beat; `manage.py discovermodels` does the same by hand), giving each this long.
+MODEL_DISCOVERY_INTERVAL_SECONDS = env_int(
+    "MODEL_DISCOVERY_INTERVAL_SECONDS", 300, minimum=30
+)
+MODEL_DISCOVERY_TIMEOUT_SECONDS = env_int(
+    "MODEL_DISCOVERY_TIMEOUT_SECONDS", 10, minimum=1, maximum=120
+)
+# Context window given to a discovered model whose backend does not report one.
+MODEL_DEFAULT_CONTEXT_WINDOW = env_int(
+    "MODEL_DEFAULT_CONTEXT_WINDOW", 8192, minimum=256
+)
+CELERY_BEAT_SCHEDULE["apiproxy-discover-models"] = {
+    "task": "apiproxy.discover_models",
+    "schedule": float(MODEL_DISCOVERY_INTERVAL_SECONDS),
+    # A run that waited a whole interval in the queue is superseded by the next.
+    "options": {"expires": float(MODEL_DISCOVERY_INTERVAL_SECONDS)},
+}
+# --- end model catalog -----------------------------------------------------
+
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")
 ).upper()

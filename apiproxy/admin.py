@@ -1,0 +1,202 @@
+"""The operator's console for the catalog: backends, models and their routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apiproxy.baseurl import base_url_normalise
+from apiproxy.models import Backend, Deployment, Model
+from apiproxy.services import backend_discover_models
+
+# Staff edits to these stick: discovery stops updating them (capabilities_locked).
+STAFF_OWNED_FIELDS = frozenset(
+    {
+        "context_window",
+        "max_output_tokens",
+        "supports_chat",
+        "supports_completions",
+        "supports_embeddings",
+        "supports_transcription",
+        "supports_vision",
+    }
+)
+
+
+class BackendForm(forms.ModelForm):
+    # Write-only: the stored key is never put back into the page.
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current key. Stored encrypted.",
+    )
+    clear_api_key = forms.BooleanField(
+        label="Remove the API key", required=False, initial=False
+    )
+
+    class Meta:
+        model = Backend
+        fields = ["name", "base_url", "api_key", "enabled", "pool", "max_concurrency"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The bound instance's key must not be the form's initial value either.
+        self.initial.pop("api_key", None)
+        self._stored_api_key = self.instance.api_key
+
+    def clean_base_url(self) -> str:
+        return base_url_normalise(self.cleaned_data["base_url"])
+
+    def save(self, commit: bool = True) -> Backend:
+        backend: Backend = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            backend.api_key = ""
+        elif not self.cleaned_data.get("api_key"):
+            # Empty field: keep what is stored (the form had set it to "").
+            backend.api_key = self._stored_api_key
+        if commit:
+            backend.save()
+        return backend
+
+
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    extra = 0
+    fields = ["backend", "upstream_model", "enabled", "served", "last_seen_at"]
+    readonly_fields = ["served", "last_seen_at"]
+    autocomplete_fields = ["backend"]
+
+
+@admin.register(Backend)
+class BackendAdmin(admin.ModelAdmin):
+    form = BackendForm
+    list_display = [
+        "name",
+        "base_url",
+        "enabled",
+        "pool",
+        "max_concurrency",
+        "healthy",
+        "last_checked_at",
+        "last_error",
+        "has_api_key",
+    ]
+    list_filter = ["enabled", "healthy", "pool"]
+    search_fields = ["name", "base_url"]
+    readonly_fields = ["healthy", "last_checked_at", "last_error"]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url", "api_key", "clear_api_key"]}),
+        ("Serving", {"fields": ["enabled", "pool", "max_concurrency"]}),
+        ("Health", {"fields": ["healthy", "last_checked_at", "last_error"]}),
+    ]
+    actions = ["refresh_discovery"]
+
+    def save_model(
+        self, request: HttpRequest, obj: Backend, form: forms.ModelForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        # A new or re-pointed backend is asked for its models at once, as
+        # `addbackend` does, instead of waiting for the schedule.
+        if not change or {"base_url", "api_key", "enabled"} & set(form.changed_data):
+            self._discovery_report(request, obj)
+
+    @admin.display(boolean=True, description="API key")
+    def has_api_key(self, backend: Backend) -> bool:
+        return bool(backend.api_key)
+
+    @admin.action(description="Refresh discovery (ask for GET /v1/models now)")
+    def refresh_discovery(
+        self, request: HttpRequest, queryset: QuerySet[Backend]
+    ) -> None:
+        for backend in queryset:
+            self._discovery_report(request, backend)
+
+    def _discovery_report(self, request: HttpRequest, backend: Backend) -> None:
+        result = backend_discover_models(backend=backend)
+        if result.ok:
+            new = f", new: {', '.join(result.created)}" if result.created else ""
+            message = f"{backend}: {len(result.served)} model(s) served{new}"
+            self.message_user(request, message, messages.SUCCESS)
+        else:
+            message = f"{backend}: unreachable: {result.error}"
+            self.message_user(request, message, messages.ERROR)
+
+
+@admin.register(Model)
+class ModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "public_id",
+        "display_name",
+        "enabled",
+        "everyone",
+        "context_window",
+        "supports_chat",
+        "supports_completions",
+        "supports_embeddings",
+        "supports_transcription",
+        "supports_vision",
+        "capabilities_locked",
+        "quota_weight",
+    ]
+    list_filter = [
+        "enabled",
+        "everyone",
+        "supports_chat",
+        "supports_embeddings",
+        "supports_transcription",
+        "supports_vision",
+        "capabilities_locked",
+        "access_groups",
+        "deployments__backend",
+    ]
+    search_fields = ["public_id", "display_name", "deployments__upstream_model"]
+    filter_horizontal = ["access_groups"]
+    inlines = [DeploymentInline]
+    fieldsets = [
+        (None, {"fields": ["public_id", "display_name", "enabled"]}),
+        ("Access", {"fields": ["everyone", "access_groups"]}),
+        (
+            "Capabilities and limits",
+            {
+                "fields": [
+                    "supports_chat",
+                    "supports_completions",
+                    "supports_embeddings",
+                    "supports_transcription",
+                    "supports_vision",
+                    "context_window",
+                    "max_output_tokens",
+                    "capabilities_locked",
+                ]
+            },
+        ),
+        ("Use", {"fields": ["recommended_params", "quota_weight"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
+        # Filtering on deployments__backend joins: keep one row per model.
+        return super().get_queryset(request).distinct()
+
+    def save_model(
+        self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool
+    ) -> None:
+        changed = set(form.changed_data)
+        # Unticking "keep staff edits" is honoured; any other edit of these
+        # fields locks them against the next discovery.
+        if changed & STAFF_OWNED_FIELDS and "capabilities_locked" not in changed:
+            obj.capabilities_locked = True
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["model", "backend", "upstream_model", "enabled", "served"]
+    list_filter = ["enabled", "served", "backend"]
+    search_fields = ["model__public_id", "upstream_model", "backend__name"]
+    autocomplete_fields = ["model", "backend"]
+    list_select_related = ["model", "backend"]

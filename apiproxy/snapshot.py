@@ -1,0 +1,52 @@
+"""The catalog as plain frozen data, for the proxy's in-memory cache.
+
+Built by apiproxy.selectors.catalog_snapshot off the request path; nothing here
+touches the ORM, so the hot path reads attributes and nothing else. `as_dict`
+gives JSON-ready dicts for anything that must cross a process boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One backend serving a model: where to send it and under which name."""
+
+    backend_id: int
+    backend_name: str
+    base_url: str  # ends in /v1 (or the backend's own OpenAI path), no slash
+    # Plaintext for the Authorization header; kept out of repr and so of logs.
+    api_key: str | None = field(repr=False)
+    upstream_model: str
+    max_concurrency: int
+    healthy: bool
+    pool: str = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogModel:
+    public_id: str
+    context_window: int
+    max_output_tokens: int | None
+    capabilities: frozenset[str]  # of chat, completions, embeddings, ...
+    everyone: bool
+    group_ids: frozenset[int]  # who may use it when not everyone
+    routes: tuple[Route, ...]  # enabled, served, on enabled backends
+    created: int  # unix time, for the OpenAI `created` field
+    owned_by: str
+    display_name: str = ""
+    quota_weight: float = 1.0
+    recommended_params: dict[str, Any] = field(default_factory=dict)  # read-only
+
+    def allowed_for(self, group_ids: Iterable[int]) -> bool:
+        return self.everyone or not self.group_ids.isdisjoint(group_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["capabilities"] = sorted(self.capabilities)
+        data["group_ids"] = sorted(self.group_ids)
+        return data

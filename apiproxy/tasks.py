@@ -1,0 +1,17 @@
+"""Periodic jobs of the catalog; each is also a management command."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apiproxy.services import backend_discover_all
+
+
+@shared_task(name="apiproxy.discover_models", ignore_result=True)
+def discover_models() -> int:
+    """Refresh every enabled backend's models (`manage.py discovermodels`).
+
+    Returns how many backends answered. Backend failures are recorded on the
+    backends, never raised, so one dead backend cannot stop the schedule.
+    """
+    return sum(result.ok for result in backend_discover_all())
