@@ -96,8 +96,9 @@ def admin_login_describe(*, login: AdminLogin, url: str) -> str:
 def demo_backend_register(*, backend: DemoBackend) -> str:
     """Register the running demo backend as the ordinary backend named "demo".
 
-    The port changes on every run, so an existing "demo" backend is updated in
-    place rather than added again. Returns a line for the console.
+    The port changes on every run, so the existing "demo" backend is updated in
+    place (backend_add upserts by name) rather than added again; its pool and
+    limit are left as staff may have set them. Returns a line for the console.
     """
     try:
         from apiproxy.services import backend_add, backend_discover_models
@@ -106,15 +107,16 @@ def demo_backend_register(*, backend: DemoBackend) -> str:
             "The backend catalog (apiproxy.services.backend_add) does not exist yet:"
             f" registration skipped. The demo backend answers at {backend.base_url}"
         )
-    registered = backend_add(
-        name=DEMO_BACKEND_NAME,
-        base_url=backend.base_url,
-        pool="shared",
-        max_concurrency=4,
-    )
-    backend_discover_models(backend=registered)
+    registered = backend_add(name=DEMO_BACKEND_NAME, base_url=backend.base_url)
+    result = backend_discover_models(backend=registered)
+    if not result.ok:
+        return (
+            f"Demo backend registered as {DEMO_BACKEND_NAME!r} at {backend.base_url},"
+            f" but model discovery failed: {result.error}"
+        )
+    served = ", ".join(result.served) or "no models"
     return (
-        f"Demo backend ready: model {backend.model_id} at {backend.base_url}"
+        f"Demo backend ready: {served} at {backend.base_url}"
         f" (registered as backend {DEMO_BACKEND_NAME!r})"
     )
 

@@ -30,7 +30,11 @@ from portal.demobackend import (
     demo_backend_start,
     free_port,
 )
-from portal.devrun import admin_bootstrap, admin_login_describe
+from portal.devrun import (
+    admin_bootstrap,
+    admin_login_describe,
+    demo_backend_register,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,6 +122,31 @@ def test_the_demo_backend_streams_a_chat_with_usage_and_leaves_nothing_behind(
         backend.stop()
     assert not process_alive(backend.pid)
     assert not group_alive(backend.pid)
+
+
+@pytest.mark.demo_backend
+@pytest.mark.django_db
+def test_each_run_updates_the_one_demo_backend_in_the_catalog(tmp_path: Path) -> None:
+    pytest.importorskip("apiproxy.services", reason="the backend catalog is not there")
+    from apiproxy.models import Backend
+
+    base_urls = []
+    for run in range(2):
+        try:
+            backend = demo_backend_start(log_path=tmp_path / f"run{run}.log")
+            backend.wait_healthy(timeout=60)
+        except DemoBackendUnavailable as error:
+            pytest.skip(f"the demo backend cannot run on this machine: {error}")
+        try:
+            line = demo_backend_register(backend=backend)
+        finally:
+            backend.stop()
+        assert line.startswith(f"Demo backend ready: {MODEL_ID} at"), line
+        base_urls.append(backend.base_url)
+    assert base_urls[0] != base_urls[1]
+    (registered,) = Backend.objects.all()
+    assert registered.name == "demo"
+    assert registered.base_url == base_urls[1]
 
 
 # --- the admin bootstrap ---------------------------------------------------
