@@ -15,7 +15,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 # Every variable the settings module reads, so that docker/.env.example can be
-# checked against it (tests/test_env_example.py).
+# checked against it (tests/test_docker_files.py).
 READ_VARIABLES: set[str] = set()
 
 
