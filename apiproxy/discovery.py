@@ -104,8 +104,6 @@ def model_list_parse(payload: Any) -> list[ReportedModel]:
         from_id = capabilities_from_id(model_id)
         if capabilities == _GENERIC and "chat" not in from_id:
             capabilities = set()
-        if _has_image_input(entry) and "chat" in capabilities:
-            capabilities |= {"vision"}
         reported[model_id] = ReportedModel(
             id=model_id,
             capabilities=frozenset(capabilities or from_id),
@@ -127,6 +125,8 @@ def _words(entry: dict[str, Any]) -> set[str]:
     kind = entry.get("type")
     if isinstance(kind, str):
         words.add(kind.lower())
+    if _has_image_input(entry):
+        words.add("vision")
     return words
 
 

@@ -8,6 +8,7 @@ from allauth.account.models import EmailAddress
 
 from accounts.models import User
 from accounts.services import IssuedKey, apikey_create
+from apiproxy.models import Backend, Deployment, Model
 
 PASSWORD = "correct horse battery staple"
 
@@ -24,3 +25,27 @@ def user_make(*, username: str, password: str = PASSWORD, **fields: Any) -> User
 def apikey_make(*, user: User, name: str = "laptop", **fields: Any) -> IssuedKey:
     """A key through the real service; `.raw` is the key, `.key` the record."""
     return apikey_create(user=user, name=name, **fields)
+
+
+def backend_make(
+    *, name: str = "gpu01", base_url: str = "http://127.0.0.1:9/v1", **fields: Any
+) -> Backend:
+    """A backend row as staff would save it (nothing listens on port 9)."""
+    return Backend.objects.create(name=name, base_url=base_url, **fields)
+
+
+def model_make(
+    *,
+    public_id: str = "llama-test",
+    backend: Backend | None = None,
+    upstream_model: str | None = None,
+    **fields: Any,
+) -> Model:
+    """A model with one enabled, served route (on `backend`, or a new one)."""
+    model = Model.objects.create(public_id=public_id, **fields)
+    Deployment.objects.create(
+        model=model,
+        backend=backend or backend_make(name=f"backend-{public_id}"),
+        upstream_model=upstream_model or public_id,
+    )
+    return model

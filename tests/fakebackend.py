@@ -52,6 +52,7 @@ class Behaviour:
     )
     models_status: int = 200
     models_payload: Any = None  # sent verbatim by GET /v1/models when set
+    models_delay: float = 0.0  # seconds before GET /v1/models answers
     api_key: str | None = None  # when set, /v1/* needs "Authorization: Bearer <it>"
     health_status: int = 200
     # Generation.

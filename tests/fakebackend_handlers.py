@@ -83,6 +83,8 @@ class _Handlers:
 
     async def models(self, request: web.Request) -> web.Response:
         b = self.fake.behaviour
+        if b.models_delay:
+            await asyncio.sleep(b.models_delay)
         if b.models_status != 200:
             return _error(b.models_status, b)
         if isinstance(b.models_payload, str):

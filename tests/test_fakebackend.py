@@ -384,3 +384,10 @@ def test_several_fakes_run_side_by_side(fake_backend_factory) -> None:  # type: 
     second.behaviour.models = ["two"]
     assert first.port != second.port
     assert httpx.get(f"{second.base_url}/models").json()["data"][0]["id"] == "two"
+
+
+def test_it_can_answer_the_model_list_slowly(fake_backend: FakeBackend) -> None:
+    fake_backend.behaviour.models_delay = 0.3
+    started = time.monotonic()
+    assert httpx.get(f"{fake_backend.base_url}/models").status_code == 200
+    assert time.monotonic() - started >= 0.3
