@@ -44,6 +44,12 @@ _KEY_RE = re.compile(
     rf"(?P<checksum>[0-9A-Za-z]{{{CHECKSUM_LENGTH}}})",
     re.ASCII,
 )
+# The same shape anywhere inside a text, checksum not checked: a key pasted into
+# a name or a model list is refused rather than stored.
+_KEY_INSIDE_RE = re.compile(
+    rf"sk-{SITE_TAG_PATTERN}_[0-9A-Za-z]{{{LOOKUP_ID_LENGTH + SECRET_LENGTH}}}",
+    re.ASCII,
+)
 _SITE_TAG_RE = re.compile(SITE_TAG_PATTERN, re.ASCII)
 _LOOKUP_ID_RE = re.compile(rf"[0-9A-Za-z]{{{LOOKUP_ID_LENGTH}}}", re.ASCII)
 # What the digest compare runs against when there is no row to compare with, so
@@ -160,6 +166,11 @@ def key_safe_display(raw: object) -> str | None:
     if match is None:
         return None
     return key_display(prefix=f"sk-{match['tag']}_", last4=raw[-4:])
+
+
+def text_holds_key(text: str) -> bool:
+    """Whether a key (or something shaped like one) is pasted inside `text`."""
+    return _KEY_INSIDE_RE.search(text) is not None
 
 
 # --- Reading a key out of headers -------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -127,16 +126,21 @@ def user_get_by_username(*, username: str) -> User | None:
     return User.objects.filter(username=username).first()
 
 
-def model_choices() -> list[str]:
-    """Public ids of the model catalog, for the key form's allowlist.
+def model_choices(*, user: User) -> list[str]:
+    """Public ids of the models `user` may call, for the key form's allowlist.
 
-    The catalog (apiproxy.Model) is built separately; until it exists, or when
-    it is empty, the form falls back to a free-text list.
+    The catalog belongs to apiproxy, which itself imports accounts; it is
+    imported here, late, so that neither app needs the other to load, and an
+    empty list (no catalog yet) makes the form fall back to free text. An
+    allowlist only narrows a key: the proxy still checks the user's own access
+    on every request.
     """
     try:
-        model = apps.get_model("apiproxy", "Model")
-    except LookupError:
+        from apiproxy.selectors import model_list_for_user
+    except ImportError:
         return []
-    if not any(field.name == "public_id" for field in model._meta.get_fields()):
-        return []
-    return list(model.objects.order_by("public_id").values_list("public_id", flat=True))
+    return list(
+        model_list_for_user(user=user)
+        .order_by("public_id")
+        .values_list("public_id", flat=True)
+    )

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.keyformat import key_generate
+from accounts.keyformat import key_generate, text_holds_key
 from accounts.keysignal import apikey_generation_bump
 from accounts.models import ApiKey, User
 from accounts.selectors import apikey_expiry_cap
@@ -61,6 +61,10 @@ def admin_ensure(*, username: str, email: str, password: str) -> tuple[User, boo
 MAX_ROLL_GRACE_SECONDS = 7 * 24 * 3600
 MAX_ALLOWED_MODELS = 200
 _MODEL_ID_FORBIDDEN = set(" \t\r\n,\"'<>\\")
+# Keys pasted where they do not belong are refused, never stored or shown.
+PASTED_KEY_MESSAGE = (
+    "This looks like an API key: keys are secret, do not paste them here."
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ def _allowed_models_clean(value: object) -> list[str] | None:
         item = item.strip()
         if not item:
             continue
+        if text_holds_key(item):
+            raise ValidationError({"allowed_models": PASTED_KEY_MESSAGE})
         if len(item) > 200 or any(
             char in _MODEL_ID_FORBIDDEN or not char.isprintable() for char in item
         ):
@@ -145,6 +151,8 @@ def apikey_create(
         errors["name"] = "Give the key a name."
     elif len(name) > 100:
         errors["name"] = "Names have at most 100 characters."
+    elif text_holds_key(name):
+        errors["name"] = PASTED_KEY_MESSAGE
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
         errors["expires_at"] = "The expiry must be in the future."

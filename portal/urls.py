@@ -7,4 +7,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # Settings > Account and /api/keys/ (API keys).
+    path("", include("accounts.urls")),
 ]

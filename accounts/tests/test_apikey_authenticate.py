@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from accounts.keyformat import BASE62, key_generate
+from accounts.keyformat import BASE62, _checksum, key_generate
 from accounts.models import User
 from accounts.selectors import apikey_authenticate, apikey_principal_get
 from accounts.services import apikey_revoke, user_deactivate
@@ -49,8 +50,6 @@ def test_it_rejects_a_right_lookup_id_with_a_wrong_secret(alice: User) -> None:
     forged = key_generate(site_tag="ptc")
     # Same lookup id, a different secret, a valid checksum: only the digest
     # compare can refuse it.
-    from accounts.keyformat import _checksum
-
     body = "sk-ptc_" + issued.key.lookup_id + forged.raw[17:-6]
     assert apikey_authenticate(raw_key=body + _checksum(body)) is None
 
@@ -75,8 +74,6 @@ def test_it_rejects_the_key_of_a_deactivated_user(alice: User) -> None:
 
 
 def test_the_principal_carries_user_groups_and_models(alice: User) -> None:
-    from django.contrib.auth.models import Group
-
     group = Group.objects.create(name="lab")
     alice.groups.add(group)
     issued = apikey_make(user=alice, allowed_models=["llama-3-8b", "qwen"])

@@ -43,6 +43,8 @@ def test_it_uses_the_configured_site_tag(alice: User, settings) -> None:
     [
         ({"name": ""}, "name"),
         ({"name": "x" * 101}, "name"),
+        ({"name": "sk-ptc_" + "A" * 48}, "name"),
+        ({"allowed_models": ["sk-uni_" + "b" * 48]}, "allowed_models"),
         ({"expires_at": timezone.now() - timedelta(seconds=1)}, "expires_at"),
         ({"allowed_models": []}, "allowed_models"),
         ({"allowed_models": ["a b"]}, "allowed_models"),

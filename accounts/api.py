@@ -1,0 +1,179 @@
+"""`/api/keys/`: the same self-service as the Settings page, in JSON.
+
+Session authentication with CSRF (the DRF default in settings), so a key can
+never mint keys. Errors read `{"error": {"code", "message", ...}}`; invalid
+input adds `fields` ({field: [messages]}). Fields a client may not set (owner,
+digest, lookup id, ...) are refused by name rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from accounts.models import ApiKey
+from accounts.reauth import reauthentication_due
+from accounts.selectors import apikey_get, apikey_list
+from accounts.services import (
+    MAX_ROLL_GRACE_SECONDS,
+    IssuedKey,
+    apikey_create,
+    apikey_revoke,
+    apikey_roll,
+)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    display = serializers.CharField(read_only=True)
+    state = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "display",
+            "state",
+            "allowed_models",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "rolled_from",
+        ]
+        read_only_fields = fields
+
+
+class _StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not declare (no silent mass assignment)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise ValidationError(
+                    {name: ["This field cannot be set."] for name in unknown}
+                )
+        return attrs
+
+
+class ApiKeyCreateSerializer(_StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        allow_null=True,
+        max_length=200,
+    )
+
+
+class ApiKeyRollSerializer(_StrictSerializer):
+    grace_seconds = serializers.IntegerField(
+        min_value=0, max_value=MAX_ROLL_GRACE_SECONDS, required=False, default=0
+    )
+
+
+class ReauthenticationRequired(APIException):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "reauthentication_required"
+    default_detail = (
+        "Confirm your password first: creating or rolling a key needs a recent login."
+    )
+
+
+def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError(exc.message_dict)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ValidationError):
+        error: dict[str, Any] = {
+            "code": "invalid",
+            "message": "Invalid input.",
+            "fields": exc.detail
+            if isinstance(exc.detail, dict)
+            else {"non_field_errors": exc.detail},
+        }
+    elif isinstance(exc, APIException):
+        codes = exc.get_codes()
+        error = {
+            "code": codes if isinstance(codes, str) else "error",
+            "message": str(exc.detail),
+        }
+    else:  # Http404 and PermissionDenied, turned into responses by DRF
+        error = {"code": "not_found", "message": "Not found."}
+        if response.status_code == status.HTTP_403_FORBIDDEN:
+            error = {"code": "permission_denied", "message": "Not allowed."}
+    if isinstance(exc, ReauthenticationRequired):
+        error["reauthenticate_url"] = reverse("account_reauthenticate")
+    response.data = {"error": error}
+    return response
+
+
+class _KeyApiView(APIView):
+    def get_exception_handler(self):  # type: ignore[no-untyped-def]
+        return _error_handler
+
+    def _key(self, request: Request, key_id: int) -> ApiKey:
+        key = apikey_get(user=request.user, key_id=key_id)
+        if key is None:
+            raise Http404
+        return key
+
+    def _require_recent_login(self, request: Request) -> None:
+        if reauthentication_due(request._request):
+            raise ReauthenticationRequired()
+
+    def _issued(self, issued: IssuedKey) -> Response:
+        body = ApiKeySerializer(issued.key).data
+        body["key"] = issued.raw
+        body["expiry_capped"] = issued.expiry_capped
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class ApiKeyListView(_KeyApiView):
+    def get(self, request: Request) -> Response:
+        keys = apikey_list(user=request.user)
+        return Response({"data": ApiKeySerializer(keys, many=True).data})
+
+    def post(self, request: Request) -> Response:
+        self._require_recent_login(request)
+        serializer = ApiKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = apikey_create(user=request.user, **serializer.validated_data)
+        return self._issued(issued)
+
+
+class ApiKeyDetailView(_KeyApiView):
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(ApiKeySerializer(self._key(request, key_id)).data)
+
+
+class ApiKeyRevokeView(_KeyApiView):
+    def post(self, request: Request, key_id: int) -> Response:
+        key = apikey_revoke(key=self._key(request, key_id))
+        return Response(ApiKeySerializer(key).data)
+
+
+class ApiKeyRollView(_KeyApiView):
+    def post(self, request: Request, key_id: int) -> Response:
+        key = self._key(request, key_id)
+        self._require_recent_login(request)
+        serializer = ApiKeyRollSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = apikey_roll(key=key, **serializer.validated_data)
+        return self._issued(issued)

@@ -1,0 +1,56 @@
+"""Forms for Settings > Account: declarations only; the services validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+GRACE_CHOICES = [
+    (0, "None: the old key stops now"),
+    (3600, "1 hour"),
+    (86400, "1 day"),
+    (7 * 86400, "7 days"),
+]
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. laptop, cluster job"}),
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on (optional)",
+        help_text="The key works through the end of this day.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def __init__(self, *args: Any, model_choices: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A checkbox list when the catalog is there, else free text.
+        if model_choices:
+            self.fields["models"] = forms.MultipleChoiceField(
+                required=False,
+                label="Allowed models (optional)",
+                help_text="None ticked: every model you may use.",
+                choices=[(choice, choice) for choice in model_choices],
+                widget=forms.CheckboxSelectMultiple,
+            )
+        else:
+            self.fields["models"] = forms.CharField(
+                required=False,
+                max_length=4000,
+                label="Allowed models (optional)",
+                help_text="Model ids separated by commas; empty: every model.",
+            )
+
+
+class ApiKeyRollForm(forms.Form):
+    grace_seconds = forms.TypedChoiceField(
+        choices=GRACE_CHOICES,
+        coerce=int,
+        initial=0,
+        label="Grace period",
+        help_text="How long the old key keeps working beside the new one.",
+    )

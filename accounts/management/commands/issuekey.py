@@ -1,0 +1,88 @@
+"""`manage.py issuekey USERNAME`: make an API key and print only the key.
+
+For operators and scripts (`KEY=$(python manage.py issuekey alice)`): the key
+is the only thing on stdout; anything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from accounts.selectors import user_get_by_username
+from accounts.services import apikey_create, user_create_for_keys
+
+
+class Command(BaseCommand):
+    help = "Create an API key for a user and print it (only it) on stdout."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--name", default="issued by operator")
+        parser.add_argument(
+            "--create-user",
+            action="store_true",
+            help="Create the user (no usable password) if it does not exist.",
+        )
+        parser.add_argument(
+            "--staff",
+            action="store_true",
+            help="With --create-user: make the new user staff. An existing user "
+            "must already be staff.",
+        )
+        parser.add_argument("--expires-days", type=int, default=None, metavar="N")
+        parser.add_argument(
+            "--models",
+            default=None,
+            metavar="a,b",
+            help="Comma-separated public model ids the key may use (default: all).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username: str = options["username"]
+        user = user_get_by_username(username=username)
+        if user is None:
+            if not options["create_user"]:
+                raise CommandError(f"No user {username!r} (use --create-user).")
+            try:
+                user = user_create_for_keys(
+                    username=username, is_staff=options["staff"]
+                )
+            except ValidationError as error:
+                raise CommandError(f"Cannot create {username!r}: {error}") from None
+            self.stderr.write(f"Created user {username!r}.")
+        elif options["staff"] and not user.is_staff:
+            raise CommandError(f"{username!r} exists and is not staff.")
+        expires_at = None
+        if options["expires_days"] is not None:
+            if options["expires_days"] < 1:
+                raise CommandError("--expires-days must be 1 or more.")
+            expires_at = timezone.now() + timedelta(days=options["expires_days"])
+        models = None
+        if options["models"] is not None:
+            models = [item for item in options["models"].split(",") if item.strip()]
+        try:
+            issued = apikey_create(
+                user=user,
+                name=options["name"],
+                expires_at=expires_at,
+                allowed_models=models,
+            )
+        except ValidationError as error:
+            raise CommandError(_messages(error)) from None
+        if issued.expiry_capped:
+            self.stderr.write(
+                f"Expiry capped by API_KEY_MAX_LIFETIME_DAYS: {issued.key.expires_at}."
+            )
+        self.stdout.write(issued.raw)
+
+
+def _messages(error: ValidationError) -> str:
+    return "; ".join(
+        f"{field}: {' '.join(messages)}"
+        for field, messages in error.message_dict.items()
+    )

@@ -1,0 +1,182 @@
+"""Settings > Account: the user's API keys (list, create, revoke, roll).
+
+The raw key appears in exactly one response: the one answering the create (or
+roll) POST, marked no-store. It is never put in the session or a message, so it
+cannot come back on a later page.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from allauth.account.decorators import reauthentication_required
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
+from accounts.keyformat import text_holds_key
+from accounts.models import ApiKey, User
+from accounts.reauth import reauthentication_due
+from accounts.selectors import (
+    apikey_expiry_cap,
+    apikey_get,
+    apikey_list,
+    model_choices,
+)
+from accounts.services import (
+    PASTED_KEY_MESSAGE,
+    IssuedKey,
+    apikey_create,
+    apikey_revoke,
+    apikey_roll,
+)
+
+
+def api_base_url(request: HttpRequest) -> str:
+    """The OpenAI base URL users paste into their clients."""
+    if settings.SITE_URL:
+        return f"{settings.SITE_URL}/v1"
+    return request.build_absolute_uri("/v1")
+
+
+def _end_of_day(day: date) -> datetime:
+    # "Expires on 3 May" means the key still works all of 3 May, local time.
+    tz = timezone.get_current_timezone()
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+
+
+def _models_from_form(value: object) -> list[str] | None:
+    if isinstance(value, str):
+        value = [item for item in value.split(",") if item.strip()]
+    return list(value) if value else None  # type: ignore[call-overload]
+
+
+def _user_key(request: HttpRequest, key_id: int) -> ApiKey:
+    key = apikey_get(user=request.user, key_id=key_id)  # type: ignore[arg-type]
+    if key is None:
+        raise Http404("No such key")
+    return key
+
+
+def _settings_page(
+    request: HttpRequest, *, form: ApiKeyCreateForm, status: int = 200
+) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    now = timezone.now()
+    keys = [(key, key.state_at(now)) for key in apikey_list(user=user)]
+    return render(
+        request,
+        "accounts/settings_account.html",
+        {
+            "form": form,
+            "keys": keys,
+            "expiry_cap": apikey_expiry_cap(now=now),
+            "max_days": settings.API_KEY_MAX_LIFETIME_DAYS,
+            "base_url": api_base_url(request),
+        },
+        status=status,
+    )
+
+
+def _key_shown_once(
+    request: HttpRequest, *, issued: IssuedKey, rolled_from: ApiKey | None = None
+) -> HttpResponse:
+    allowed = issued.key.allowed_models or model_choices(user=request.user)
+    return render(
+        request,
+        "accounts/key_created.html",
+        {
+            "issued": issued,
+            "key": issued.key,
+            "raw_key": issued.raw,
+            "rolled_from": rolled_from,
+            "base_url": api_base_url(request),
+            "example_model": allowed[0] if allowed else "MODEL_ID",
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def settings_account(request: HttpRequest) -> HttpResponse:
+    return _settings_page(
+        request, form=ApiKeyCreateForm(model_choices=model_choices(user=request.user))
+    )
+
+
+@never_cache
+@login_required
+@require_POST
+@reauthentication_required(enabled=reauthentication_due)
+def apikey_create_view(request: HttpRequest) -> HttpResponse:
+    # A key pasted into a field is refused and not echoed back into the form.
+    data = request.POST.copy()
+    pasted = [
+        field
+        for field in ("name", "models")
+        if any(text_holds_key(value) for value in data.getlist(field))
+    ]
+    for field in pasted:
+        data.setlist(field, [])
+    form = ApiKeyCreateForm(data, model_choices=model_choices(user=request.user))
+    if not form.is_valid() or pasted:
+        for field in pasted:
+            form.add_error(field, PASTED_KEY_MESSAGE)
+        return _settings_page(request, form=form, status=400)
+    expires_on = form.cleaned_data["expires_on"]
+    try:
+        issued = apikey_create(
+            user=request.user,  # type: ignore[arg-type]
+            name=form.cleaned_data["name"],
+            expires_at=_end_of_day(expires_on) if expires_on else None,
+            allowed_models=_models_from_form(form.cleaned_data["models"]),
+        )
+    except ValidationError as error:
+        for field, errors in error.message_dict.items():
+            target = {"expires_at": "expires_on", "allowed_models": "models"}.get(
+                field, field
+            )
+            form.add_error(target if target in form.fields else None, errors)
+        return _settings_page(request, form=form, status=400)
+    return _key_shown_once(request, issued=issued)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def apikey_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = _user_key(request, key_id)
+    if request.method != "POST":
+        return render(request, "accounts/key_revoke.html", {"key": key})
+    apikey_revoke(key=key)
+    messages.success(request, f"Revoked “{key.name}” ({key.display}).")
+    return redirect("settings_account")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+@reauthentication_required(enabled=reauthentication_due, allow_get=True)
+def apikey_roll_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = _user_key(request, key_id)
+    form = ApiKeyRollForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = apikey_roll(
+                key=key, grace_seconds=form.cleaned_data["grace_seconds"]
+            )
+        except ValidationError as error:
+            for messages_ in error.message_dict.values():
+                form.add_error(None, messages_)
+        else:
+            return _key_shown_once(request, issued=issued, rolled_from=key)
+    status = 400 if form.errors else 200
+    return render(
+        request, "accounts/key_roll.html", {"key": key, "form": form}, status=status
+    )
