@@ -54,8 +54,8 @@ class Backend(models.Model):
         max_length=16,
         choices=Pool.choices,
         default=Pool.SHARED,
-        help_text="Models first found on a dedicated backend start restricted "
-        "to listed groups instead of open to everyone.",
+        help_text="Dedicated: reserved capacity, used by groups with dedicated "
+        "access (group limits).",
     )
     max_concurrency = models.PositiveIntegerField(
         default=4,

@@ -239,8 +239,6 @@ def _route_create(
         defaults={
             "context_window": item.context_window
             or settings.MODEL_DEFAULT_CONTEXT_WINDOW,
-            # A dedicated backend's models start closed until staff list groups.
-            "everyone": backend.pool == Backend.Pool.SHARED,
             **{f"supports_{c}": c in item.capabilities for c in CAPABILITIES},
         },
     )

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('base_url', models.CharField(help_text='As for the OpenAI SDK, ending in /v1: http://gpu01:8000/v1', max_length=500, validators=[apiproxy.baseurl.base_url_validate], verbose_name='base URL')),
                 ('api_key', apiproxy.crypto.EncryptedTextField(blank=True, default='', help_text='Sent as a Bearer token to the backend. Stored encrypted.', verbose_name='API key')),
                 ('enabled', models.BooleanField(default=True)),
-                ('pool', models.CharField(choices=[('shared', 'shared'), ('dedicated', 'dedicated')], default='shared', help_text='Models first found on a dedicated backend start restricted to listed groups instead of open to everyone.', max_length=16)),
+                ('pool', models.CharField(choices=[('shared', 'shared'), ('dedicated', 'dedicated')], default='shared', help_text='Dedicated: reserved capacity, used by groups with dedicated access (group limits).', max_length=16)),
                 ('max_concurrency', models.PositiveIntegerField(default=4, help_text='Requests in flight per model on this backend; more wait.', validators=[django.core.validators.MinValueValidator(1)])),
                 ('healthy', models.BooleanField(default=True)),
                 ('last_checked_at', models.DateTimeField(blank=True, null=True)),

@@ -148,12 +148,13 @@ def test_a_model_on_two_backends_gets_the_smaller_context_window(
     assert model.context_window == 8192
 
 
-def test_a_dedicated_backend_s_new_models_start_restricted(
+def test_new_models_are_open_to_everyone_whatever_the_pool(
     fake_backend: FakeBackend,
 ) -> None:
+    # Dedicated capacity is a routing matter (group limits), not access.
     fake_backend.behaviour.models = ["lab-model"]
     backend_discover_models(backend=register(fake_backend, pool="dedicated"))
-    assert Model.objects.get(public_id="lab-model").everyone is False
+    assert Model.objects.get(public_id="lab-model").everyone is True
 
 
 def test_a_refused_connection_is_recorded_not_raised(fake_backend: FakeBackend) -> None:
