@@ -14,7 +14,14 @@ from typing import Any
 from apiproxy.auth import principal_authenticate
 from apiproxy.errors import ProxyError
 from apiproxy.handlers import Exchange, completion_handle, model_retrieve, models_list
-from apiproxy.http import ClientGone, Receive, Send, header_get, json_send
+from apiproxy.http import (
+    ClientGone,
+    Receive,
+    Send,
+    TrackedSend,
+    header_get,
+    json_send,
+)
 from apiproxy.outcome import RequestOutcome, outcome_submit
 from apiproxy.parsing import ENDPOINT_CAPABILITY
 
@@ -82,14 +89,7 @@ async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send)
         request_id=request_id, endpoint=endpoint, retry_count=retry_count_of(headers)
     )
     response_headers = [(b"x-request-id", request_id.encode())]
-    started = False
-
-    async def tracked_send(message: dict[str, Any]) -> None:
-        nonlocal started
-        if message["type"] == "http.response.start":
-            started = True
-        await send(message)
-
+    tracked_send = TrackedSend(send)
     try:
         principal = await principal_authenticate(headers)
         outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
@@ -103,11 +103,17 @@ async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send)
         )
         await _dispatch(exchange, scope["method"], endpoint)
     except ProxyError as error:
-        # Raised only before a response starts: nothing reached the backend's
-        # answer, so nothing is billed.
+        # Raised before any answer was relayed: nothing is billed.
         outcome.status = error.status
         outcome.finish_reason = error.outcome
         outcome.prompt_tokens = outcome.completion_tokens = 0
+        if tracked_send.started:
+            # A stream already begun (queue position lines): end it with an
+            # error event, which the SDK raises as APIError.
+            await send(
+                {"type": "http.response.body", "body": error.sse_event(), "more_body": False}
+            )
+            return
         await json_send(
             send,
             status=error.status,
@@ -125,7 +131,7 @@ async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send)
             type="server_error",
             code="internal_error",
         )
-        if started:
+        if tracked_send.started:
             # Mid-stream: end the stream with an error event the SDK raises on.
             await send(
                 {"type": "http.response.body", "body": error.sse_event(), "more_body": False}

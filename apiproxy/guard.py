@@ -9,14 +9,16 @@ client goes; the relay's `finally` blocks then close the backend request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
 from apiproxy.http import Receive
 
 
 class DisconnectGuard:
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, *, response_finished: Callable[[], bool]) -> None:
         self.receive = receive
+        self.response_finished = response_finished
         self.disconnected = False
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -25,6 +27,8 @@ class DisconnectGuard:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
+                if self.response_finished():
+                    return  # nothing left to interrupt; cleanup must not be cut
                 self.disconnected = True
                 if self._task is not None:
                     self._task.cancel()

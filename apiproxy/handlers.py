@@ -14,10 +14,13 @@ from accounts.selectors import KeyPrincipal
 from apiproxy.catalog import CatalogModel, Route, catalog
 from apiproxy.errors import ProxyError, backend_unreachable
 from apiproxy.guard import DisconnectGuard
-from apiproxy.http import Headers, Receive, Send, body_read, json_send
+from apiproxy.http import Headers, Receive, TrackedSend, body_read, json_send
+from apiproxy.limits import buckets_for, limit_tables
 from apiproxy.observer import StreamObserver
 from apiproxy.outcome import RequestOutcome
 from apiproxy.parsing import ENDPOINT_CAPABILITY, ParsedRequest, request_parse
+from apiproxy.queueing import PositionCallback, board, slot_wait
+from apiproxy.ratelimit import Bucket, rate_limiter
 from apiproxy.relay import (
     BackendRefused,
     relay_json,
@@ -27,6 +30,7 @@ from apiproxy.relay import (
     upstream_open,
 )
 from apiproxy.routing import picker
+from apiproxy.slots import slot_key
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +40,33 @@ class Exchange:
     """One request in flight: what every step reads and the outcome it fills."""
 
     receive: Receive
-    send: Send
+    send: TrackedSend
     headers: Headers
     principal: KeyPrincipal
     outcome: RequestOutcome
     response_headers: list[tuple[bytes, bytes]]
+    browser: bool = False
+    # Set once the SSE response has begun (queue position lines, or the relay):
+    # from then on failures end the stream instead of getting a status code.
+    stream_started: bool = False
+
+    async def stream_start(self) -> None:
+        if self.stream_started:
+            return
+        self.stream_started = True
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                    *self.response_headers,
+                ],
+            }
+        )
+        self.outcome.status = 200
 
 
 def model_public(model: CatalogModel) -> dict[str, Any]:
@@ -186,10 +212,47 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
         exchange.principal, parsed.model, ENDPOINT_CAPABILITY[endpoint]
     )
     context_fit(parsed, model)
-    async with DisconnectGuard(exchange.receive) as guard:
-        await _relay_with_failover(exchange, parsed, model)
-    if guard.disconnected:
-        outcome.finish_reason = "client_disconnect"
+    buckets = await _rate_admit(exchange, parsed)
+    try:
+        async with DisconnectGuard(
+            exchange.receive, response_finished=lambda: exchange.send.finished
+        ) as guard:
+            await _relay_with_failover(exchange, parsed, model)
+        if guard.disconnected:
+            outcome.finish_reason = "client_disconnect"
+    finally:
+        # The admission charged the estimate; settle with the real count.
+        spent = outcome.prompt_tokens + outcome.completion_tokens
+        await rate_limiter.charge(buckets, spent - parsed.prompt_estimate)
+
+
+async def _rate_admit(exchange: Exchange, parsed: ParsedRequest) -> list[Bucket]:
+    principal = exchange.principal
+    tables = await limit_tables.current()
+    buckets = buckets_for(
+        tables,
+        user_id=principal.user_id,
+        group_ids=principal.group_ids,
+        key_id=None if exchange.browser else principal.key_id,
+        browser=exchange.browser,
+    )
+    verdict = await rate_limiter.admit(
+        buckets, cost=parsed.prompt_estimate, request_id=exchange.outcome.request_id
+    )
+    if not verdict.allowed:
+        wait = max(1, -(-verdict.retry_after_ms // 1000))
+        raise ProxyError(
+            429,
+            f"Rate limit exceeded: {verdict.limit_requests or 'your'} requests per "
+            f"minute (tokens: {verdict.limit_tokens or 'unlimited'}). Try again in "
+            f"{wait} s.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers=verdict.headers(),
+            outcome="rate_limited",
+        )
+    exchange.response_headers.extend(verdict.headers())
+    return buckets
 
 
 async def _relay_with_failover(
@@ -202,8 +265,20 @@ async def _relay_with_failover(
             break
         tried.add(route.backend_id)
         exchange.outcome.backend_id = route.backend_id
+        # Counted in flight from the moment it is assigned, so that requests
+        # arriving together spread over the routes while they wait for slots.
         picker.acquire(route)
+        lease = None
         try:
+            lease = await slot_wait(
+                backend_id=route.backend_id,
+                upstream_model=route.upstream_model,
+                cap=route.max_concurrency,
+                user_id=exchange.principal.user_id,
+                browser=exchange.browser,
+                public_model=parsed.model,
+                on_position=_position_reporter(exchange, parsed),
+            )
             await _relay_once(exchange, parsed, route)
             return
         except BackendRefused:
@@ -213,7 +288,26 @@ async def _relay_with_failover(
             )
         finally:
             picker.release(route)
+            if lease is not None:
+                key = slot_key(route.backend_id, route.upstream_model)
+                await board.release(key, lease)
     raise backend_unreachable(parsed.model)
+
+
+def _position_reporter(exchange: Exchange, parsed: ParsedRequest) -> PositionCallback | None:
+    """Streaming clients learn their place in line as SSE comment lines (which
+    SDKs ignore); others simply wait."""
+    if not parsed.stream:
+        return None
+
+    async def report(place: int) -> None:
+        await exchange.stream_start()
+        line = f": waiting for '{parsed.model}', position {place} in line\n\n"
+        await exchange.send(
+            {"type": "http.response.body", "body": line.encode(), "more_body": True}
+        )
+
+    return report
 
 
 async def _relay_once(exchange: Exchange, parsed: ParsedRequest, route: Route) -> None:
@@ -236,12 +330,12 @@ async def _relay_once(exchange: Exchange, parsed: ParsedRequest, route: Route) -
                 synthesise_usage=parsed.client_wants_usage,
                 model=parsed.model,
             )
+            await exchange.stream_start()
             await relay_stream(
                 exchange.send,
                 response,
                 outcome=outcome,
                 observer=observer,
-                response_headers=exchange.response_headers,
                 upstream_model=route.upstream_model,
             )
         else:

@@ -13,6 +13,26 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 
+class TrackedSend:
+    """The ASGI send, remembering whether the response has started and ended:
+    an error after the start must end the stream instead, and a client that
+    leaves after the end has not interrupted anything."""
+
+    __slots__ = ("finished", "send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+
 def header_get(headers: Headers, name: bytes) -> bytes | None:
     for key, value in headers:
         if key == name:

@@ -24,8 +24,9 @@ async def lifespan_application(
         elif message["type"] == "lifespan.shutdown":
             try:
                 await usage_buffer.drain()
-                await session_close()
             except Exception:
-                logger.exception("shutdown drain failed")
+                logger.exception("shutdown drain of the usage buffer failed")
+            finally:
+                await session_close()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -173,3 +173,68 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} on {self.backend}"
+
+
+class LimitFields(models.Model):
+    """Requests and tokens per minute. Empty inherits (key -> user -> groups ->
+    site default); 0 means unlimited."""
+
+    rpm = models.PositiveIntegerField(
+        "requests per minute",
+        null=True,
+        blank=True,
+        help_text="Empty: inherit. 0: unlimited.",
+    )
+    tpm = models.PositiveIntegerField(
+        "tokens per minute",
+        null=True,
+        blank=True,
+        help_text="Empty: inherit. 0: unlimited.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class GroupLimits(LimitFields):
+    """A group's default limits for its members (the most generous of a
+    user's groups applies), and whether it holds the dedicated service class."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="portico_limits"
+    )
+    dedicated_access = models.BooleanField(
+        default=False,
+        help_text="Members are routed to the dedicated backend pool where a "
+        "model has one (the performance class).",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "group limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.group}"
+
+
+class UserLimits(LimitFields):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "user limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
+
+
+class KeyLimits(LimitFields):
+    key = models.OneToOneField(
+        "accounts.ApiKey", on_delete=models.CASCADE, related_name="limits"
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "key limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.key}"

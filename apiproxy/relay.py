@@ -9,6 +9,7 @@ always released in `finally`, so a cancelled client cancels the backend request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -37,12 +38,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ERROR_BODY_LIMIT = 64 * 1024
 
 _session: aiohttp.ClientSession | None = None
+_session_loop: asyncio.AbstractEventLoop | None = None
 
 
 def session_get() -> aiohttp.ClientSession:
-    """The process's shared client session, made on first use in this loop."""
-    global _session
-    if _session is None or _session.closed:
+    """The process's shared client session, made on first use in this loop
+    (a session belongs to the loop that made it; test servers each run one)."""
+    global _session, _session_loop
+    loop = asyncio.get_running_loop()
+    if _session is None or _session.closed or _session_loop is not loop:
+        _session_loop = loop
         _session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             auto_decompress=False,
@@ -179,24 +184,11 @@ async def relay_stream(
     *,
     outcome: RequestOutcome,
     observer: StreamObserver,
-    response_headers: list[tuple[bytes, bytes]],
     upstream_model: str,
 ) -> None:
-    """Pass SSE events on as the backend produces them."""
+    """Pass SSE events on as the backend produces them (the caller has sent
+    the response start)."""
     rewrite = _model_rewriter(upstream_model, observer.model)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-                *response_headers,
-            ],
-        }
-    )
-    outcome.status = 200
     try:
         try:
             async for data in response.content.iter_any():

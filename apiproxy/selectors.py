@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -10,6 +10,9 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from apiproxy.models import Backend, Deployment, Model
 from apiproxy.snapshot import CatalogModel, Route
+
+if TYPE_CHECKING:
+    from apiproxy.limits import LimitTables
 
 
 def _live_routes() -> QuerySet[Deployment]:
@@ -92,3 +95,18 @@ def _route(backend: Backend, deployment: Deployment) -> Route:
 
 def backend_get(*, name: str) -> Backend | None:
     return Backend.objects.filter(name=name).first()
+
+
+def limit_tables() -> LimitTables:
+    """Every limit override, as plain dicts for the proxy's cache (small tables:
+    one row per group, user or key that has an override)."""
+    from apiproxy.limits import LimitTables
+    from apiproxy.models import GroupLimits, KeyLimits, UserLimits
+
+    groups = GroupLimits.objects.values_list("group_id", "rpm", "tpm", "dedicated_access")
+    return LimitTables(
+        users={u: (r, t) for u, r, t in UserLimits.objects.values_list("user_id", "rpm", "tpm")},
+        groups={g: (r, t) for g, r, t, _ in groups},
+        keys={k: (r, t) for k, r, t in KeyLimits.objects.values_list("key_id", "rpm", "tpm")},
+        dedicated_groups=frozenset(g for g, _, _, dedicated in groups if dedicated),
+    )

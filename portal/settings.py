@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from portal.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -269,6 +270,77 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# --- API proxy (apiproxy) ---
+# Seconds to connect to a backend, and of silence from it before a 504 (or an
+# error event mid-stream).
+BACKEND_CONNECT_TIMEOUT = env_float("BACKEND_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+BACKEND_READ_TIMEOUT = env_float("BACKEND_READ_TIMEOUT", 300.0, minimum=0.1)
+MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 25 * 1024 * 1024, minimum=1024)
+# How stale the proxy's in-memory model catalog may get.
+CATALOG_REFRESH_SECONDS = env_float("CATALOG_REFRESH_SECONDS", 5.0, minimum=0.0)
+
+# Rate limits (apiproxy.ratelimit). Site defaults per user; groups, users and
+# keys override them in admin. 0 means unlimited.
+DEFAULT_USER_RPM = env_int("DEFAULT_USER_RPM", 120, minimum=0)
+DEFAULT_USER_TPM = env_int("DEFAULT_USER_TPM", 200_000, minimum=0)
+# Share of each user's budget only the browser chat may use.
+BROWSER_RESERVED_SHARE = env_float("BROWSER_RESERVED_SHARE", 0.2, minimum=0.0)
+if BROWSER_RESERVED_SHARE >= 1:
+    raise ImproperlyConfigured("BROWSER_RESERVED_SHARE must be below 1")
+LIMITS_REFRESH_SECONDS = env_float("LIMITS_REFRESH_SECONDS", 5.0, minimum=0.0)
+# Server processes sharing the limits: while Redis is down each enforces
+# limit / WEB_PROCESSES on its own.
+WEB_PROCESSES = env_int("WEB_PROCESSES", 1, minimum=1)
+LIMITER_RETRY_SECONDS = env_float("LIMITER_RETRY_SECONDS", 2.0, minimum=0.1)
+REDIS_HOT_PATH_TIMEOUT = env_float("REDIS_HOT_PATH_TIMEOUT", 0.25, minimum=0.01)
+
+# Per-model queues (apiproxy.queueing): seconds a request may wait for a slot,
+# how many may wait per model, and the lease that frees a crashed process's slots.
+QUEUE_TIMEOUT = env_float("QUEUE_TIMEOUT", 120.0, minimum=0.1)
+QUEUE_MAX_WAITING = env_int("QUEUE_MAX_WAITING", 200, minimum=0)
+QUEUE_LEASE_SECONDS = env_float("QUEUE_LEASE_SECONDS", 30.0, minimum=1.0)
+QUEUE_POLL_SECONDS = env_float("QUEUE_POLL_SECONDS", 0.05, minimum=0.005)
+QUEUE_RETRY_AFTER = env_int("QUEUE_RETRY_AFTER", 10, minimum=1)
+
+# --- Usage metering (usage) ---
+USAGE_FLUSH_SECONDS = env_float("USAGE_FLUSH_SECONDS", 1.0, minimum=0.05)
+USAGE_FLUSH_BATCH = env_int("USAGE_FLUSH_BATCH", 500, minimum=1)
+# --- Usage buffer bound, rollups, retention and quotas (usage) ---
+# Records a process keeps in memory while the database is unreachable; beyond
+# this they are spooled to DATA_DIR/usage-spool/ and written when it returns.
+USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 50_000, minimum=1)
+# Longest wait between two write attempts while the database is unreachable.
+USAGE_FLUSH_RETRY_MAX_SECONDS = env_float(
+    "USAGE_FLUSH_RETRY_MAX_SECONDS", 30.0, minimum=0.05
+)
+# Raw usage records older than this many days are deleted once rolled up;
+# hourly and daily totals are kept.
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90, minimum=1)
+# Seconds between rollup runs (Celery beat; `manage.py rollupusage` by hand).
+USAGE_ROLLUP_INTERVAL_SECONDS = env_int(
+    "USAGE_ROLLUP_INTERVAL_SECONDS", 300, minimum=10
+)
+# How stale a proxy process's copy of the quota table may get.
+USAGE_QUOTA_REFRESH_SECONDS = env_float(
+    "USAGE_QUOTA_REFRESH_SECONDS", 5.0, minimum=0.0
+)
+CELERY_BEAT_SCHEDULE["usage-rollup"] = {
+    "task": "usage.rollup",
+    "schedule": float(USAGE_ROLLUP_INTERVAL_SECONDS),
+    "options": {"expires": float(USAGE_ROLLUP_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["usage-prune"] = {
+    "task": "usage.prune",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+# --- end usage buffer, rollups, retention and quotas -------------------------
+# --- Benchmark only (bench/run.py) ---
+# USAGE_METERING=false makes the meter drop every outcome, so that the bench
+# can measure what metering costs. Never in production: nothing is billed.
+USAGE_METERING = env_bool("USAGE_METERING", True)
+# --- end benchmark only ---
 
 # --- Model catalog and discovery (apiproxy) ---
 # Discovery asks every enabled backend for GET /v1/models this often (Celery

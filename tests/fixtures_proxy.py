@@ -4,8 +4,13 @@ and alice with a real API key."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +22,8 @@ from accounts.services import apikey_create
 from tests.fakebackend import FakeBackend
 from tests.factories import user_make
 from tests.fixtures_browser import ThreadedUvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -88,4 +95,90 @@ def proxy(
     try:
         yield ProxyRig(server=server, backend=fake_backend, user=user, key=issued.raw)
     finally:
+        server.stop()
+
+
+class ServerProcess:
+    """Portico under uvicorn in its own OS process, on the test database: for
+    tests that need several processes, or one to kill."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from tests.fixtures_browser import free_port
+
+        self.port = free_port()
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "portal.asgi:application",
+                "--host", "127.0.0.1", "--port", str(self.port),
+                "--no-access-log", "--log-level", "warning",
+            ],
+            cwd=ROOT,
+            env=self.env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                httpx.get(self.url + "/v1/models", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def subprocess_database_url(*, host: str | None = None, port: int | None = None) -> str:
+    """The URL of the database this test run uses (pytest-django's test_*)."""
+    from django.db import connection
+
+    params = connection.settings_dict
+    user = params.get("USER") or "postgres"
+    return (
+        f"postgres://{user}@{host or params.get('HOST') or '127.0.0.1'}:"
+        f"{port or params.get('PORT') or 5432}/{params['NAME']}"
+    )
+
+
+@pytest.fixture
+def server_processes(transactional_db: None) -> Iterator[Callable[..., ServerProcess]]:
+    """Start Portico processes: `start(**env_overrides)`; all stopped after."""
+    started: list[ServerProcess] = []
+
+    def start(**overrides: str) -> ServerProcess:
+        env = {
+            **os.environ,
+            "DATABASE_URL": subprocess_database_url(),
+            "DATABASE_CONN_MAX_AGE": "0",
+            "CATALOG_REFRESH_SECONDS": "0.5",
+            "LIMITS_REFRESH_SECONDS": "0.5",
+            "USAGE_FLUSH_SECONDS": "0.1",
+            **overrides,
+        }
+        server = ServerProcess(env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()

@@ -1,0 +1,139 @@
+"""Concurrency slots per (backend, model), shared by every process.
+
+A slot is a lease in a Redis sorted set scored by its expiry. Acquiring is one
+Lua call (drop expired leases, take one if under the cap); a per-process keeper
+renews the leases this process holds every third of the lease time, in one
+round trip. A crashed process stops renewing, so its slots come back within
+QUEUE_LEASE_SECONDS; nobody is locked out by a leaked counter.
+
+Without Redis, or while it is down, slots are counted in this process (the cap
+then holds per process) and the limiter reports itself degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+
+import redis.exceptions
+from django.conf import settings
+
+from portal.redisconn import async_redis
+
+logger = logging.getLogger(__name__)
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[4]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+_REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+
+
+def slot_key(backend_id: int, upstream_model: str) -> str:
+    return f"portico:slots:{backend_id}:{upstream_model}"
+
+
+class SlotPool:
+    def __init__(self) -> None:
+        self.local_held: defaultdict[str, int] = defaultdict(int)
+        # lease id -> (slot key, whether it lives in Redis)
+        self.leases: dict[str, tuple[str, bool]] = {}
+        self.redis_down_until = 0.0
+        self._keeper: asyncio.Task[None] | None = None
+        self._script: tuple[int, object] | None = None
+
+    def _lease_ms(self) -> int:
+        return int(settings.QUEUE_LEASE_SECONDS * 1000)
+
+    def _redis(self):  # type: ignore[no-untyped-def]
+        if time.monotonic() < self.redis_down_until:
+            return None
+        return async_redis()
+
+    def _redis_failed(self, error: Exception) -> None:
+        if time.monotonic() >= self.redis_down_until:
+            logger.warning(
+                "concurrency slots degraded: Redis unavailable (%s); caps hold per process",
+                type(error).__name__,
+            )
+        self.redis_down_until = time.monotonic() + settings.LIMITER_RETRY_SECONDS
+
+    async def try_acquire(self, key: str, cap: int) -> str | None:
+        lease_id = uuid.uuid4().hex
+        client = self._redis()
+        if client is not None:
+            if self._script is None or self._script[0] != id(client):
+                self._script = (id(client), client.register_script(_ACQUIRE))
+            try:
+                granted = await self._script[1](  # type: ignore[operator]
+                    keys=[key],
+                    args=[int(time.time() * 1000), cap, lease_id, self._lease_ms()],
+                )
+            except _REDIS_ERRORS as error:
+                self._redis_failed(error)
+            else:
+                if not granted:
+                    return None
+                self.leases[lease_id] = (key, True)
+                self._keeper_ensure()
+                return lease_id
+        if self.local_held[key] >= cap:
+            return None
+        self.local_held[key] += 1
+        self.leases[lease_id] = (key, False)
+        return lease_id
+
+    async def release(self, lease_id: str) -> None:
+        held = self.leases.pop(lease_id, None)
+        if held is None:
+            return
+        key, in_redis = held
+        if not in_redis:
+            self.local_held[key] -= 1
+            return
+        client = self._redis()
+        if client is None:
+            return  # the lease expires by itself
+        try:
+            await client.zrem(key, lease_id)
+        except _REDIS_ERRORS as error:
+            self._redis_failed(error)
+
+    def _keeper_ensure(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(
+                self._keep(), name="slot-lease-keeper"
+            )
+
+    async def _keep(self) -> None:
+        """Renew this process's Redis leases until it holds none."""
+        while True:
+            await asyncio.sleep(settings.QUEUE_LEASE_SECONDS / 3)
+            held = [(lid, key) for lid, (key, remote) in self.leases.items() if remote]
+            if not held:
+                self._keeper = None
+                return
+            client = self._redis()
+            if client is None:
+                continue
+            expiry = int(time.time() * 1000) + self._lease_ms()
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for lease_id, key in held:
+                        pipe.zadd(key, {lease_id: expiry}, xx=True)
+                        pipe.pexpire(key, self._lease_ms())
+                    await pipe.execute()
+            except _REDIS_ERRORS as error:
+                self._redis_failed(error)
+
+
+slot_pool = SlotPool()

@@ -1,0 +1,39 @@
+"""One asyncio Redis client per event loop, for the proxy's hot path.
+
+An asyncio client belongs to the loop that made it, and test servers and
+worker processes each run their own loop, so the client is looked up by loop.
+Timeouts are short on purpose: a Redis outage must degrade a request by
+milliseconds (the caller falls back), never stall it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio
+from django.conf import settings
+
+_clients: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis]] = {}
+
+
+def async_redis() -> redis.asyncio.Redis | None:
+    """The shared client for this loop, or None when Redis is not configured."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    loop = asyncio.get_running_loop()
+    key = (id(loop), url)
+    held = _clients.get(key)
+    if held is None or held[0] is not loop:
+        # Drop clients of loops that are gone (test servers come and go).
+        for stale in [k for k, (other, _) in _clients.items() if other.is_closed()]:
+            del _clients[stale]
+        client = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=settings.REDIS_HOT_PATH_TIMEOUT,
+            socket_connect_timeout=settings.REDIS_HOT_PATH_TIMEOUT,
+            health_check_interval=0,
+        )
+        _clients[key] = (loop, client)
+        return client
+    return held[1]
