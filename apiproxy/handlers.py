@@ -31,6 +31,7 @@ from apiproxy.relay import (
 )
 from apiproxy.routing import picker
 from apiproxy.slots import slot_key
+from usage.quota import quota_admit
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,12 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
     model = await model_admit(
         exchange.principal, parsed.model, ENDPOINT_CAPABILITY[endpoint]
     )
+    quota = await quota_admit(
+        user_id=exchange.principal.user_id,
+        group_ids=exchange.principal.group_ids,
+        model_weight=model.quota_weight,
+    )
+    exchange.response_headers.extend(quota.headers())
     context_fit(parsed, model)
     buckets = await _rate_admit(exchange, parsed)
     try:

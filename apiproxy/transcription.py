@@ -26,6 +26,7 @@ from apiproxy.relay import (
     upstream_open,
 )
 from apiproxy.routing import picker
+from usage.quota import quota_admit
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]{1,200})"?', re.IGNORECASE)
 _MODEL_PART = re.compile(
@@ -73,6 +74,12 @@ async def transcription_handle(exchange: Exchange) -> None:
     outcome = exchange.outcome
     outcome.model = public_model
     model = await model_admit(exchange.principal, public_model, "transcription")
+    quota = await quota_admit(
+        user_id=exchange.principal.user_id,
+        group_ids=exchange.principal.group_ids,
+        model_weight=model.quota_weight,
+    )
+    exchange.response_headers.extend(quota.headers())
     route = picker.choose(model)
     if route is None:
         raise backend_unreachable(public_model)

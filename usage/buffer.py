@@ -2,15 +2,32 @@
 database in batches, off the response path.
 
 Nothing is written before the first byte and nothing per request on the
-response path: `add` only appends to a list. A background flusher writes a
-batch every FLUSH interval (or sooner when the batch is full) in a thread. A
-failed write keeps the batch and retries with backoff, so a database outage of
-minutes loses nothing; shutdown drains the buffer. Writes are idempotent by
-request id, so a batch retried after a half-known failure never double counts.
+response path: `add` appends to a deque. A background flusher, every
+USAGE_FLUSH_SECONDS (sooner when USAGE_FLUSH_BATCH outcomes wait):
 
-What a hard crash (SIGKILL, power loss) can lose at most: the records of the
-last flush interval plus any batch waiting on a database outage; nothing that
-a completed flush wrote.
+1. turns outcomes into rows (with the model's quota weight) and adds them to
+   the quota counters, once per row, whether or not the database is up;
+2. spills rows beyond USAGE_BUFFER_MAX_RECORDS to a JSONL spool file under
+   DATA_DIR/usage-spool/ (fsynced), so an outage bounds memory, not records;
+3. writes rows in batches, idempotently by request id; a failed write keeps
+   them and is retried with backoff (up to USAGE_FLUSH_RETRY_MAX_SECONDS
+   apart), so a Postgres outage of minutes loses nothing;
+4. after a successful write, replays spool files (its own, or those a dead
+   process left behind).
+
+A graceful shutdown drains: it writes what it can within the timeout and
+spools the rest, so even a shutdown during an outage loses nothing. Records
+are never dropped silently: if the spool cannot be written either, they stay
+in memory beyond the bound and the failure is logged as an error.
+
+What a hard crash (SIGKILL, OOM kill, power loss) of a server process can lose
+at most: the requests in flight at that moment, plus the records in its
+memory, i.e. those that ended within the last flush interval, or during a
+database outage up to USAGE_BUFFER_MAX_RECORDS records not yet spilled.
+Spooled records survive (replayed by the next process that starts with the
+same DATA_DIR) and so does everything a completed write committed. Such lost
+records may still have been added to the quota counters (the user is charged
+for them until the window resets) but never appear in the database.
 """
 
 from __future__ import annotations
@@ -18,105 +35,254 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
+
+from usage.metering import MeteredRow, row_from_outcome
+from usage.spool import spool_claim, spool_done, spool_read, spool_release, spool_write
 
 if TYPE_CHECKING:
     from apiproxy.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
 
+# A write that has not finished by then counts as failed; it may still commit
+# later in its thread, which is harmless (writes are idempotent).
+WRITE_TIMEOUT_SECONDS = 60.0
+SPOOL_CHECK_SECONDS = 60.0
 
-def usage_records_write(outcomes: list[RequestOutcome]) -> int:
-    from django.db import close_old_connections
 
+def usage_rows_write(rows: Sequence[MeteredRow]) -> int:
     from usage.services import usage_records_create
 
     close_old_connections()
     try:
-        return usage_records_create(outcomes=outcomes)
+        return usage_records_create(rows=rows)
     finally:
         close_old_connections()
 
 
+async def _model_weights() -> dict[str, float]:
+    from apiproxy.catalog import catalog
+
+    try:
+        # The proxy's in-memory snapshot; stale or not, it holds the weights
+        # the requests were admitted with.
+        models = await catalog.current()
+    except Exception:
+        logger.warning("no model catalog for quota weights; using 1", exc_info=True)
+        return {}
+    return {public_id: model.quota_weight for public_id, model in models.items()}
+
+
 class UsageBuffer:
     def __init__(self) -> None:
-        self.pending: list[RequestOutcome] = []
+        self.incoming: deque[RequestOutcome] = deque()
+        self.rows: list[MeteredRow] = []  # counted, not yet written
+        self.written = 0
+        self.spilled = 0
+        self.replayed = 0
         self.flush_failures = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._flush_lock: asyncio.Lock | None = None
+        self._lock: asyncio.Lock | None = None
+        self._next_write = 0.0
+        self._backoff = 0.0
+        self._next_spool_check = 0.0
+
+    @property
+    def pending(self) -> int:
+        return len(self.incoming) + len(self.rows)
 
     def add(self, outcome: RequestOutcome) -> None:
-        self.pending.append(outcome)
+        """Hot path: O(1), never blocks, never raises."""
+        if not settings.USAGE_METERING:
+            return  # the benchmark's metering-off baseline (bench/run.py)
+        self.incoming.append(outcome)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        if self._flusher is None or self._flusher.done():
-            self._wake = asyncio.Event()
-            self._flush_lock = asyncio.Lock()
-            self._flusher = loop.create_task(self._run(), name="usage-flusher")
-        if len(self.pending) >= settings.USAGE_FLUSH_BATCH and self._wake is not None:
+        # One flusher, on the loop that runs it; a new one when it ended or its
+        # loop stopped (test servers come and go in one process).
+        if self._flusher is None or self._flusher.done() or not self._loop_alive():
+            self._start(loop)
+        if len(self.incoming) >= settings.USAGE_FLUSH_BATCH and self._wake is not None:
             self._wake.set()
 
+    def _loop_alive(self) -> bool:
+        return self._loop is not None and self._loop.is_running()
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._next_spool_check = 0.0
+        self._flusher = loop.create_task(self._run(), name="usage-flusher")
+
     async def _run(self) -> None:
-        backoff = settings.USAGE_FLUSH_SECONDS
         while True:
             assert self._wake is not None
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=settings.USAGE_FLUSH_SECONDS
+                )
             except TimeoutError:
                 pass
             self._wake.clear()
-            if await self.flush():
-                backoff = settings.USAGE_FLUSH_SECONDS
-            else:
-                backoff = min(backoff * 2, 30.0)
+            try:
+                await self.flush(force=False)
+            except Exception:
+                # The flusher must outlive any bug in a step: records wait.
+                logger.exception("usage flusher step failed")
 
-    async def flush(self) -> bool:
-        """Write what is pending. False when the database refused (the records
-        stay pending and are written by a later flush)."""
-        if self._flush_lock is None:
-            self._flush_lock = asyncio.Lock()
-        async with self._flush_lock:
-            while self.pending:
-                batch = self.pending[: settings.USAGE_FLUSH_BATCH]
-                try:
-                    await sync_to_async(usage_records_write, thread_sensitive=False)(
-                        batch
-                    )
-                except Exception:
-                    self.flush_failures += 1
-                    logger.exception(
-                        "usage flush of %d records failed; %d kept for retry",
-                        len(batch),
-                        len(self.pending),
-                    )
-                    return False
-                del self.pending[: len(batch)]
+    async def flush(self, *, force: bool = True) -> bool:
+        """Count, spill and write what is pending. False when the database
+        refused (the rows stay and are written later). Without `force`, a
+        write is only tried when the retry backoff allows."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await self._take_incoming()
+            await self._spill_excess()
+            if not force and time.monotonic() < self._next_write:
+                return False
+            if not await self._write_rows():
+                self._backoff = min(
+                    max(self._backoff * 2, settings.USAGE_FLUSH_SECONDS),
+                    settings.USAGE_FLUSH_RETRY_MAX_SECONDS,
+                )
+                self._next_write = time.monotonic() + self._backoff
+                return False
+            self._backoff = 0.0
+            self._next_write = 0.0
+            await self._replay_spool()
+            return True
+
+    async def _take_incoming(self) -> None:
+        if not self.incoming:
+            return
+        from usage.quota import quota_usage_add
+
+        weights = await _model_weights()
+        fresh: list[MeteredRow] = []
+        while self.incoming:
+            outcome = self.incoming.popleft()
+            if outcome.user_id is None:
+                continue  # nobody to bill (the proxy does not submit these)
+            weight = weights.get(outcome.model, 1.0)
+            fresh.append(row_from_outcome(outcome, weight=weight))
+        self.rows.extend(fresh)
+        try:
+            await quota_usage_add(rows=fresh)
+        except Exception:
+            logger.exception("could not add %d rows to quota counters", len(fresh))
+
+    async def _spill_excess(self) -> None:
+        bound = settings.USAGE_BUFFER_MAX_RECORDS
+        if len(self.rows) <= bound:
+            return
+        excess = self.rows[bound:]
+        try:
+            path = await asyncio.to_thread(spool_write, excess)
+        except OSError:
+            logger.exception(
+                "cannot spool %d usage records; keeping them in memory beyond "
+                "USAGE_BUFFER_MAX_RECORDS=%d",
+                len(excess),
+                bound,
+            )
+            return
+        del self.rows[bound:]
+        self.spilled += len(excess)
+        self._next_spool_check = 0.0
+        logger.warning(
+            "usage database unavailable: %d records spooled to %s", len(excess), path
+        )
+
+    async def _write(self, rows: Sequence[MeteredRow]) -> None:
+        write = sync_to_async(usage_rows_write, thread_sensitive=False)
+        await asyncio.wait_for(write(rows), timeout=WRITE_TIMEOUT_SECONDS)
+
+    async def _write_rows(self) -> bool:
+        while self.rows:
+            batch = self.rows[: settings.USAGE_FLUSH_BATCH]
+            try:
+                await self._write(batch)
+            except Exception as error:
+                self.flush_failures += 1
+                logger.warning(
+                    "usage write of %d records failed (%s); %d kept for retry",
+                    len(batch),
+                    type(error).__name__,
+                    len(self.rows),
+                    exc_info=self.flush_failures == 1,
+                )
+                return False
+            del self.rows[: len(batch)]
+            self.written += len(batch)
         return True
 
-    async def drain(self, *, timeout: float = 30.0) -> None:
-        """Write everything before the process exits (graceful shutdown)."""
-        deadline = time.monotonic() + timeout
-        while self.pending and time.monotonic() < deadline:
-            if not await self.flush():
-                await asyncio.sleep(0.5)
+    async def _replay_spool(self) -> None:
+        now = time.monotonic()
+        if now < self._next_spool_check:
+            return
+        self._next_spool_check = now + SPOOL_CHECK_SECONDS
+        paths = await asyncio.to_thread(spool_claim)
+        for index, path in enumerate(paths):
+            rows = await asyncio.to_thread(spool_read, path)
+            try:
+                for start in range(0, len(rows), settings.USAGE_FLUSH_BATCH):
+                    await self._write(rows[start : start + settings.USAGE_FLUSH_BATCH])
+            except Exception:
+                logger.warning("replaying usage spool %s failed; later", path)
+                for unfinished in paths[index:]:
+                    await asyncio.to_thread(spool_release, unfinished)
+                self._next_spool_check = 0.0
+                return
+            await asyncio.to_thread(spool_done, path)
+            self.replayed += len(rows)
+            logger.info("replayed %d usage records from %s", len(rows), path)
+
+    async def drain(self, *, within: float = 30.0) -> None:
+        """Graceful shutdown: write everything, spooling what the database
+        would not take in time, so that nothing is lost."""
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
-        if self.pending:
-            logger.error("shutdown with %d usage records unwritten", len(self.pending))
-
-    def flush_sync(self) -> None:
-        """For sync callers (management commands, tests outside a loop)."""
+        deadline = time.monotonic() + within
         while self.pending:
-            batch = self.pending[: settings.USAGE_FLUSH_BATCH]
-            usage_records_write(batch)
-            del self.pending[: len(batch)]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                if await asyncio.wait_for(self.flush(), timeout=left):
+                    continue
+            except TimeoutError:
+                break
+            await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        if not self.pending:
+            return
+        await self._take_incoming()
+        rows, self.rows = self.rows, []
+        try:
+            path = await asyncio.to_thread(spool_write, rows)
+        except OSError:
+            self.rows = rows
+            logger.error("shutdown with %d usage records unwritten", len(rows))
+            return
+        self.spilled += len(rows)
+        logger.warning(
+            "shutdown before the database took %d usage records: spooled to %s",
+            len(rows),
+            path,
+        )
 
 
 usage_buffer = UsageBuffer()

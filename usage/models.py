@@ -1,20 +1,29 @@
+"""Usage: raw records (one per request), hourly and daily rollups, the rollup
+job's state row, and token quotas.
+
+Vocabulary is the export's (`manage.py exportusage`): `client` is api or
+browser, `usage_source` says where the token counts came from.
+"""
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class UsageRecord(models.Model):
     """One request through the proxy (API or browser chat), written in batches
-    by the usage buffer and never updated afterwards.
+    by the usage buffer; only `rollup_batch` changes afterwards.
 
-    The foreign keys carry no database constraint on purpose: a key or backend
-    deleted while its records wait in the buffer must not make the batch fail.
+    The foreign keys carry no database constraint and are not cascaded: a key,
+    backend or user deleted while its records wait in the buffer must not make
+    the batch fail, and history keeps the ids it was written with.
     """
 
-    class Source(models.TextChoices):
+    class Client(models.TextChoices):
         API = "api", "API"
         BROWSER = "browser", "Browser chat"
 
-    class TokenSource(models.TextChoices):
+    class UsageSource(models.TextChoices):
         REPORTED = "reported", "Reported by the backend"
         COUNTED = "counted", "Counted by the proxy"
         ESTIMATED = "estimated", "Estimated"
@@ -23,7 +32,7 @@ class UsageRecord(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="usage_records",
         db_constraint=False,
     )
@@ -31,7 +40,7 @@ class UsageRecord(models.Model):
         "accounts.ApiKey",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="usage_records",
         db_constraint=False,
     )
@@ -40,28 +49,170 @@ class UsageRecord(models.Model):
         "apiproxy.Backend",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
         db_constraint=False,
     )
     endpoint = models.CharField(max_length=40)
-    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    client = models.CharField(max_length=10, choices=Client.choices, default=Client.API)
     stream = models.BooleanField(default=False)
     status = models.PositiveSmallIntegerField()
     finish_reason = models.CharField(max_length=40, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
-    token_source = models.CharField(
-        max_length=10, choices=TokenSource.choices, default=TokenSource.ESTIMATED
+    usage_source = models.CharField(
+        max_length=10, choices=UsageSource.choices, default=UsageSource.ESTIMATED
     )
+    # (prompt + completion) x the model's quota weight when the request ran.
+    weighted_tokens = models.PositiveBigIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     retry_count = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(db_index=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # Null until a rollup run has added this record to the hourly and daily
+    # tables; set in the same transaction as that addition (exactly once).
+    rollup_batch = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "started_at"])]
+        indexes = [
+            models.Index(fields=["user", "started_at"]),
+            models.Index(
+                fields=["id"],
+                condition=Q(rollup_batch__isnull=True),
+                name="usage_record_not_rolled",
+            ),
+        ]
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.model} {self.status}"
+
+
+class UsageTotals(models.Model):
+    """What both rollup tables add up, per user, key and model."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    # 0 for requests without a key (browser chat); keys may be deleted, their
+    # totals stay.
+    key_id = models.PositiveBigIntegerField(default=0)
+    model = models.CharField(max_length=200)
+    requests = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    weighted_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyUsage(UsageTotals):
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+
+    class Meta:
+        verbose_name = "hourly usage"
+        verbose_name_plural = "hourly usage"
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "user", "key_id", "model"], name="usage_hourly_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h user {self.user_id} {self.model}"
+
+
+class DailyUsage(UsageTotals):
+    day = models.DateField(help_text="Calendar day in the portal's TIME_ZONE.")
+
+    class Meta:
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user", "key_id", "model"], name="usage_daily_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id} {self.model}"
+
+
+class RollupState(models.Model):
+    """The rollup job's one row (a FillState): locked by every run so runs never
+    overlap, marked started/done so a crashed run is visible, with the job's
+    watermarks."""
+
+    class State(models.TextChoices):
+        STARTED = "started", "started"
+        DONE = "done", "done"
+
+    name = models.CharField(max_length=40, unique=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DONE)
+    # Every record committed before this instant is in the rollups.
+    rolled_through = models.DateTimeField(null=True, blank=True)
+    # Raw records that started before this were pruned: rebuilding rollups
+    # from raw is only possible from here on.
+    pruned_before = models.DateTimeField(null=True, blank=True)
+    last_batch = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state} through {self.rolled_through}"
+
+
+class Quota(models.Model):
+    """Weighted tokens per period for one user (an override) or one group (the
+    default of its members). A user's own quota wins over their groups'; among
+    groups the most generous (compared per day) applies; nobody listed here
+    and in no listed group is unlimited."""
+
+    class Period(models.TextChoices):
+        DAY = "day", "per day"
+        WEEK = "week", "per week (from Monday)"
+        MONTH = "month", "per month"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="quota",
+    )
+    group = models.OneToOneField(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="quota",
+    )
+    tokens = models.PositiveBigIntegerField(
+        help_text="Tokens (prompt + completion, times each model's quota weight) "
+        "per period. 0 blocks every model with a weight above 0."
+    )
+    period = models.CharField(max_length=5, choices=Period.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
+                name="usage_quota_user_xor_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{who}: {self.tokens:,} tokens {self.get_period_display()}"

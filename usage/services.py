@@ -1,15 +1,25 @@
-"""Writes for usage: batch inserts of request outcomes."""
+"""Writes for usage: batch inserts of metered requests, quotas, retention, and
+the quota counters' reconciliation. The rollup job is in usage/rollups.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 
-from usage.models import UsageRecord
+from accounts.models import User
+from usage.metering import MeteredRow
+from usage.models import Quota, RollupState, UsageRecord
+from usage.periods import PERIODS, local_day, local_midnight, window_of
+from usage.rollups import STATE_NAME, rollup_state_ensure
 
-if TYPE_CHECKING:
-    from apiproxy.outcome import RequestOutcome
+logger = logging.getLogger(__name__)
 
 _MAX_SMALL = 32767
 _MAX_INT = 2_147_483_647
@@ -20,30 +30,123 @@ def _bounded(value: int | None, ceiling: int = _MAX_INT) -> int:
 
 
 @transaction.atomic
-def usage_records_create(*, outcomes: list[RequestOutcome]) -> int:
-    """Insert one record per outcome, idempotent by request id: a batch
-    written twice (a retry after an unclear failure) leaves one row each."""
-    rows = [
+def usage_records_create(*, rows: Sequence[MeteredRow]) -> int:
+    """Insert one record per row, idempotent by request id: a batch written
+    twice (a retry after an unclear failure, a spool file replayed by two
+    processes) leaves one record each. Returns the number of rows offered."""
+    records = [
         UsageRecord(
-            request_id=outcome.request_id,
-            user_id=outcome.user_id,
-            key_id=outcome.key_id,
-            model=outcome.model[:200],
-            backend_id=outcome.backend_id,
-            endpoint=outcome.endpoint[:40],
-            source=outcome.source,
-            stream=outcome.stream,
-            status=_bounded(outcome.status, _MAX_SMALL),
-            finish_reason=outcome.finish_reason[:40],
-            prompt_tokens=_bounded(outcome.prompt_tokens),
-            completion_tokens=_bounded(outcome.completion_tokens),
-            token_source=outcome.usage_source,
-            ttft_ms=None if outcome.ttft_ms is None else _bounded(outcome.ttft_ms),
-            duration_ms=_bounded(outcome.duration_ms),
-            retry_count=_bounded(outcome.retry_count, _MAX_SMALL),
-            started_at=outcome.started_at,
+            request_id=row.request_id,
+            user_id=row.user_id,
+            key_id=row.key_id,
+            model=row.model[:200],
+            backend_id=row.backend_id,
+            endpoint=row.endpoint[:40],
+            client=row.client,
+            stream=row.stream,
+            status=_bounded(row.status, _MAX_SMALL),
+            finish_reason=row.finish_reason[:40],
+            prompt_tokens=_bounded(row.prompt_tokens),
+            completion_tokens=_bounded(row.completion_tokens),
+            usage_source=row.usage_source,
+            weighted_tokens=max(0, row.weighted_tokens),
+            ttft_ms=None if row.ttft_ms is None else _bounded(row.ttft_ms),
+            duration_ms=_bounded(row.duration_ms),
+            retry_count=_bounded(row.retry_count, _MAX_SMALL),
+            started_at=row.started_at,
         )
-        for outcome in outcomes
+        for row in rows
     ]
-    created = UsageRecord.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(created)
+    UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
+    return len(records)
+
+
+def quota_set(
+    *, user: User | None = None, group: Group | None = None, tokens: int, period: str
+) -> Quota:
+    """Give a user (an override) or a group (its members' default) a quota.
+
+    Exactly one of user and group. Proxies pick the change up within
+    USAGE_QUOTA_REFRESH_SECONDS; usage already counted in the current window
+    stays counted."""
+    if (user is None) == (group is None):
+        raise ValueError("give a user or a group, not both")
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+    if tokens < 0:
+        raise ValueError("tokens must be 0 or more")
+    quota, _ = Quota.objects.update_or_create(
+        user=user, group=group, defaults={"tokens": tokens, "period": period}
+    )
+    return quota
+
+
+def quota_clear(*, user: User | None = None, group: Group | None = None) -> bool:
+    """Remove a user's or group's quota; True when there was one."""
+    if (user is None) == (group is None):
+        raise ValueError("give a user or a group, not both")
+    deleted, _ = Quota.objects.filter(user=user, group=group).delete()
+    return bool(deleted)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: int
+    cutoff: datetime
+    kept_unrolled: int
+
+
+def usage_records_prune(
+    *, now: datetime | None = None, batch_size: int = 10_000
+) -> PruneResult:
+    """Delete raw records that started before local midnight USAGE_RETENTION_DAYS
+    days ago, but only those already rolled up: the hourly and daily totals
+    are kept for ever, and a record that arrived late is pruned only after
+    the next rollup has counted it. Deletes in batches to keep locks short."""
+    now = now or timezone.now()
+    cutoff = local_midnight(
+        local_day(now) - timedelta(days=settings.USAGE_RETENTION_DAYS)
+    )
+    deleted = 0
+    while True:
+        ids = list(
+            UsageRecord.objects.filter(
+                started_at__lt=cutoff, rollup_batch__isnull=False
+            ).values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        deleted += UsageRecord.objects.filter(id__in=ids).delete()[0]
+    rollup_state_ensure()
+    with transaction.atomic():
+        state = RollupState.objects.select_for_update().get(name=STATE_NAME)
+        if state.pruned_before is None or state.pruned_before < cutoff:
+            state.pruned_before = cutoff
+            state.save(update_fields=["pruned_before", "updated_at"])
+    kept = UsageRecord.objects.filter(
+        started_at__lt=cutoff, rollup_batch__isnull=True
+    ).count()
+    if kept:
+        logger.warning(
+            "%d usage records older than the retention wait for a rollup", kept
+        )
+    return PruneResult(deleted=deleted, cutoff=cutoff, kept_unrolled=kept)
+
+
+def quota_counters_reconcile(*, now: datetime | None = None) -> int:
+    """Raise every user's cached "used in this window" figure (Redis) to what
+    the database holds for the current day, week and month; returns how many
+    figures were checked.
+
+    Never lowers a figure: a higher cached figure holds requests that are
+    counted but still waiting in some process's buffer. This repairs figures
+    Redis lost (restart, eviction) and any increment a process missed."""
+    from usage.quota import counters_raise_sync
+    from usage.selectors import quota_used_by_user
+
+    now = now or timezone.now()
+    figures: dict[tuple[str, datetime, datetime], dict[int, int]] = {}
+    for period in PERIODS:
+        start, end = window_of(period, now)
+        figures[(period, start, end)] = quota_used_by_user(start=start, end=end)
+    return counters_raise_sync(figures=figures, now=now)

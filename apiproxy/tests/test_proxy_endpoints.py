@@ -39,7 +39,7 @@ def test_a_chat_completion_comes_back_with_usage_and_a_request_id(proxy: ProxyRi
     record = proxy.usage_record(request_id)
     assert record.user_id == proxy.user.pk
     assert record.completion_tokens == 5
-    assert record.token_source == "reported"
+    assert record.usage_source == "reported"
     assert record.status == 200 and not record.stream
     # The backend never sees the client's key.
     assert proxy.key not in json.dumps(proxy.backend.received[-1].headers)
@@ -60,7 +60,7 @@ def test_a_stream_arrives_chunk_by_chunk_without_the_usage_chunk_nobody_asked_fo
     assert sent["stream_options"] == {"include_usage": True}
     request_id = stream.response.headers["x-request-id"]
     record = proxy.usage_record(request_id)
-    assert record.completion_tokens == 6 and record.token_source == "reported"
+    assert record.completion_tokens == 6 and record.usage_source == "reported"
     assert record.stream and record.ttft_ms is not None
 
 
@@ -90,7 +90,7 @@ def test_usage_is_counted_and_sent_when_the_backend_reports_none(proxy: ProxyRig
     chunks = list(stream)
     assert chunks[-1].usage.completion_tokens == 7
     record = proxy.usage_record(stream.response.headers["x-request-id"])
-    assert record.token_source == "counted" and record.completion_tokens == 7
+    assert record.usage_source == "counted" and record.completion_tokens == 7
 
 
 def test_legacy_completions_stream_and_not(proxy: ProxyRig) -> None:
