@@ -31,6 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"REDIS_URL is set but Redis is down: {error}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop in the
+    main thread for the rest of the session, which asyncio.run() refuses."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
     """Each test starts with an empty cache (a flushed Redis test database)."""
