@@ -9,8 +9,8 @@ Why a revocation is honoured everywhere within 2 seconds:
 
 - every service that takes a key's power away calls `apikey_generation_bump()`
   (accounts.keysignal): this process drops its cache at once, and after the
-  commit one Redis counter is INCRed;
-- every process GETs that counter at most once a second (one round trip, made
+  commit one Redis value is SET to a fresh random token;
+- every process GETs that value at most once a second (one round trip, made
   by the first request after the second is up; requests meanwhile are not
   held) and drops its whole cache when the value moved;
 - an entry carries the key's `expires_at`, checked on every hit (a key rolled
@@ -19,6 +19,15 @@ Why a revocation is honoured everywhere within 2 seconds:
   API_KEY_CACHE_SECONDS, which bounds changes made without a service (a user
   deactivated from a shell);
 - when Redis cannot be read, the cache is dropped: the database decides.
+
+User deactivation has no signal handler (no logic in signals): deactivating
+through `user_deactivate`, the admin's deactivate action or any admin edit or
+deletion of a user bumps the generation like a revocation does, so those take
+effect within 2 seconds. A change made anywhere else (a shell, raw SQL) is
+caught by the API_KEY_CACHE_SECONDS re-check; the sync gate itself always
+checks `user.is_active`.
+
+A miss that cannot reach the database raises (the proxy answers 503, not 401).
 
 `last_used_at` is handed to `LastUsedWriter` at most once a minute per key per
 process, and written off the request path in one UPDATE per batch.

@@ -1,16 +1,20 @@
-"""The revocation signal: one Redis counter every process watches.
+"""The revocation signal: one Redis value every process watches.
 
 Services call `apikey_generation_bump()` whenever a key may no longer be used
-(revoke, roll, user deactivation, admin edits of users); accounts.keycache reads
-the counter at most once a second per process and drops its cache when it
-moved. Without REDIS_URL only this process's counter exists, which is all a
-single development process needs.
+(revoke, roll, user deactivation, admin edits of users): it SETs the key
+`GENERATION_KEY` to a fresh random token. accounts.keycache GETs it at most
+once a second per process and drops its cache when it changed. A random token
+rather than an INCRed counter, so that a Redis restart (the value lost) followed
+by the same number of bumps can never look like "no change". Without REDIS_URL
+only this process's own counter exists, which is all a single development
+process needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 
 import redis
@@ -54,7 +58,7 @@ def _signal_everywhere() -> None:
     if not url:
         return
     try:
-        _redis_sync(url).incr(GENERATION_KEY)
+        _redis_sync(url).set(GENERATION_KEY, secrets.token_hex(16))
     except redis.RedisError:
         logger.exception(
             "Could not signal an API key change through Redis; other processes "
@@ -65,7 +69,7 @@ def _signal_everywhere() -> None:
 def apikey_generation_bump() -> None:
     """Make every process forget what it cached about keys.
 
-    This process forgets at once. The Redis INCR waits for the surrounding
+    This process forgets at once. The Redis SET waits for the surrounding
     transaction to commit: were it sent before, another process could re-read
     the old row in between and cache it again.
     """
@@ -74,7 +78,7 @@ def apikey_generation_bump() -> None:
 
 
 class RemoteGeneration:
-    """Reads the Redis counter with an asyncio client made per event loop."""
+    """Reads the Redis token with an asyncio client made per event loop."""
 
     def __init__(self) -> None:
         # (loop, url, client): an asyncio client belongs to the loop it was made

@@ -7,6 +7,7 @@ own database connections) and talk to the real test Redis.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -116,12 +117,12 @@ async def test_a_bump_seen_in_redis_drops_the_cache_within_a_second(
 ) -> None:
     issued = await in_thread(apikey_make, user=alice)
     assert await cache.get(issued.raw) is not None
-    # Another process revokes: the row changes and the counter moves, but this
-    # process's own counter does not.
+    # Another process revokes: the row changes and the Redis token moves, but
+    # this process's own counter does not.
     await in_thread(
         ApiKey.objects.filter(pk=issued.key.pk).update, revoked_at=timezone.now()
     )
-    redis.Redis.from_url(settings.REDIS_URL).incr(GENERATION_KEY)
+    redis.Redis.from_url(settings.REDIS_URL).set(GENERATION_KEY, "elsewhere")
     clock.now += 0.5
     assert await cache.get(issued.raw) is not None  # not polled yet
     clock.now += 0.5
@@ -217,3 +218,21 @@ async def test_the_module_gate_serves_the_process_wide_cache(alice: User) -> Non
     assert principal is not None and principal.key_id == issued.key.pk
     assert await key_principal_get(issued.raw[:-1]) is None
     await key_cache.drain()
+
+
+async def test_fuzzed_presented_keys_are_refused_without_a_load(
+    alice: User, cache: KeyCache
+) -> None:
+    issued = await in_thread(apikey_make, user=alice)
+    rng = random.Random(7)
+    for _ in range(2000):
+        raw = bytearray(issued.raw.encode())
+        for _ in range(rng.randrange(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        presented = raw.decode("latin-1")
+        if presented != issued.raw:
+            assert await cache.get(presented) is None
+        assert (
+            await cache.get(rng.randbytes(rng.randrange(80)).decode("latin-1")) is None
+        )
+    assert cache.loads == 0
