@@ -13,7 +13,8 @@ from typing import Any
 
 from apiproxy.auth import principal_authenticate
 from apiproxy.errors import ProxyError
-from apiproxy.handlers import Exchange, completion_handle, model_retrieve, models_list
+from apiproxy.exchange import Exchange
+from apiproxy.handlers import completion_handle
 from apiproxy.http import (
     ClientGone,
     Receive,
@@ -22,6 +23,7 @@ from apiproxy.http import (
     header_get,
     json_send,
 )
+from apiproxy.listing import model_retrieve, models_list
 from apiproxy.outcome import RequestOutcome, outcome_submit
 from apiproxy.parsing import ENDPOINT_CAPABILITY
 
@@ -79,7 +81,9 @@ async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
         )
 
 
-async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+async def proxy_application(
+    scope: dict[str, Any], receive: Receive, send: Send
+) -> None:
     if scope["type"] != "http":
         return
     headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -111,7 +115,11 @@ async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send)
             # A stream already begun (queue position lines): end it with an
             # error event, which the SDK raises as APIError.
             await send(
-                {"type": "http.response.body", "body": error.sse_event(), "more_body": False}
+                {
+                    "type": "http.response.body",
+                    "body": error.sse_event(),
+                    "more_body": False,
+                }
             )
             return
         await json_send(
@@ -134,11 +142,17 @@ async def proxy_application(scope: dict[str, Any], receive: Receive, send: Send)
         if tracked_send.started:
             # Mid-stream: end the stream with an error event the SDK raises on.
             await send(
-                {"type": "http.response.body", "body": error.sse_event(), "more_body": False}
+                {
+                    "type": "http.response.body",
+                    "body": error.sse_event(),
+                    "more_body": False,
+                }
             )
         else:
             outcome.status = 500
-            await json_send(send, status=500, body=error.body(), headers=response_headers)
+            await json_send(
+                send, status=500, body=error.body(), headers=response_headers
+            )
     finally:
         if outcome.user_id is not None and not endpoint.startswith("models"):
             outcome_submit(outcome)

@@ -21,11 +21,13 @@ class RoutePicker:
         self.in_flight: defaultdict[tuple[int, str], int] = defaultdict(int)
         self.refused_until: dict[int, float] = {}
 
-    def choose(self, model: CatalogModel) -> Route | None:
+    def choose(self, model: CatalogModel, *, dedicated: bool = False) -> Route | None:
+        """The route for the next request. Members of the dedicated class go
+        to dedicated backends where the model has healthy ones; everyone
+        else stays on the shared pool (the dedicated pool is reserved)."""
         now = time.monotonic()
-        candidates = [route for route in model.routes if route.healthy] or list(
-            model.routes
-        )
+        routes = routes_for_class(model.routes, dedicated=dedicated)
+        candidates = [route for route in routes if route.healthy] or list(routes)
         if not candidates:
             return None
         available = [
@@ -58,6 +60,16 @@ class RoutePicker:
 
     def mark_answered(self, route: Route) -> None:
         self.refused_until.pop(route.backend_id, None)
+
+
+def routes_for_class(
+    routes: tuple[Route, ...], *, dedicated: bool
+) -> tuple[Route, ...]:
+    shared = tuple(r for r in routes if r.pool != "dedicated")
+    if not dedicated:
+        return shared
+    own = tuple(r for r in routes if r.pool == "dedicated")
+    return own if any(r.healthy for r in own) else own + shared
 
 
 picker = RoutePicker()

@@ -62,7 +62,8 @@ class SlotPool:
     def _redis_failed(self, error: Exception) -> None:
         if time.monotonic() >= self.redis_down_until:
             logger.warning(
-                "concurrency slots degraded: Redis unavailable (%s); caps hold per process",
+                "concurrency slots degraded: Redis unavailable (%s); "
+                "caps hold per process",
                 type(error).__name__,
             )
         self.redis_down_until = time.monotonic() + settings.LIMITER_RETRY_SECONDS

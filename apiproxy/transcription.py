@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
+from apiproxy.admission import model_admit, rate_admit, service_class_resolve
 from apiproxy.errors import ProxyError, backend_unreachable, invalid_request
-from apiproxy.handlers import Exchange, model_admit
+from apiproxy.exchange import Exchange
 from apiproxy.http import ClientGone, header_get
 from apiproxy.parsing import body_too_large
+from apiproxy.queueing import board, slot_wait
 from apiproxy.relay import (
     BackendRefused,
     relay_json,
@@ -26,6 +28,7 @@ from apiproxy.relay import (
     upstream_open,
 )
 from apiproxy.routing import picker
+from apiproxy.slots import slot_key
 from usage.quota import quota_admit
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]{1,200})"?', re.IGNORECASE)
@@ -73,14 +76,18 @@ async def transcription_handle(exchange: Exchange) -> None:
     public_model = match.group("value").decode("utf-8", "replace").strip()
     outcome = exchange.outcome
     outcome.model = public_model
-    model = await model_admit(exchange.principal, public_model, "transcription")
+    await service_class_resolve(exchange)
+    model = await model_admit(
+        exchange.principal, public_model, "transcription", dedicated=exchange.dedicated
+    )
     quota = await quota_admit(
         user_id=exchange.principal.user_id,
         group_ids=exchange.principal.group_ids,
         model_weight=model.quota_weight,
     )
     exchange.response_headers.extend(quota.headers())
-    route = picker.choose(model)
+    await rate_admit(exchange, cost=1)
+    route = picker.choose(model, dedicated=exchange.dedicated)
     if route is None:
         raise backend_unreachable(public_model)
     if route.upstream_model != public_model:
@@ -107,7 +114,16 @@ async def transcription_handle(exchange: Exchange) -> None:
 
     outcome.backend_id = route.backend_id
     picker.acquire(route)
+    lease = None
     try:
+        lease = await slot_wait(
+            backend_id=route.backend_id,
+            upstream_model=route.upstream_model,
+            cap=route.max_concurrency,
+            user_id=exchange.principal.user_id,
+            browser=exchange.browser,
+            public_model=public_model,
+        )
         try:
             response = await upstream_open(
                 route,
@@ -138,3 +154,5 @@ async def transcription_handle(exchange: Exchange) -> None:
             response.release()
     finally:
         picker.release(route)
+        if lease is not None:
+            await board.release(slot_key(route.backend_id, route.upstream_model), lease)

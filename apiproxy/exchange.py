@@ -1,0 +1,45 @@
+"""One request in flight through the proxy, as every step sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts.selectors import KeyPrincipal
+from apiproxy.http import Headers, Receive, TrackedSend
+from apiproxy.outcome import RequestOutcome
+
+
+@dataclass
+class Exchange:
+    """One request in flight: what every step reads and the outcome it fills."""
+
+    receive: Receive
+    send: TrackedSend
+    headers: Headers
+    principal: KeyPrincipal
+    outcome: RequestOutcome
+    response_headers: list[tuple[bytes, bytes]]
+    browser: bool = False
+    # Member of a group holding the dedicated (performance) service class.
+    dedicated: bool = False
+    # Set once the SSE response has begun (queue position lines, or the relay):
+    # from then on failures end the stream instead of getting a status code.
+    stream_started: bool = False
+
+    async def stream_start(self) -> None:
+        if self.stream_started:
+            return
+        self.stream_started = True
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                    *self.response_headers,
+                ],
+            }
+        )
+        self.outcome.status = 200
