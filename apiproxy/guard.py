@@ -16,7 +16,9 @@ from apiproxy.http import Receive
 
 
 class DisconnectGuard:
-    def __init__(self, receive: Receive, *, response_finished: Callable[[], bool]) -> None:
+    def __init__(
+        self, receive: Receive, *, response_finished: Callable[[], bool]
+    ) -> None:
         self.receive = receive
         self.response_finished = response_finished
         self.disconnected = False

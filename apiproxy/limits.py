@@ -39,7 +39,9 @@ def _most_generous(values: list[int]) -> int | None:
     return 0 if 0 in values else max(values)
 
 
-def user_limits(tables: LimitTables, user_id: int, group_ids: tuple[int, ...]) -> tuple[int, int]:
+def user_limits(
+    tables: LimitTables, user_id: int, group_ids: tuple[int, ...]
+) -> tuple[int, int]:
     own_rpm, own_tpm = tables.users.get(user_id, (None, None))
     group_pairs = [tables.groups[g] for g in group_ids if g in tables.groups]
     group_rpm = _most_generous([p[0] for p in group_pairs if p[0] is not None])

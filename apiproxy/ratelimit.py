@@ -135,8 +135,14 @@ class Verdict:
         if self.limit_requests:
             out += [
                 (b"x-ratelimit-limit-requests", str(self.limit_requests).encode()),
-                (b"x-ratelimit-remaining-requests", str(self.remaining_requests).encode()),
-                (b"x-ratelimit-reset-requests", duration_format(self.reset_requests_ms)),
+                (
+                    b"x-ratelimit-remaining-requests",
+                    str(self.remaining_requests).encode(),
+                ),
+                (
+                    b"x-ratelimit-reset-requests",
+                    duration_format(self.reset_requests_ms),
+                ),
             ]
         if self.limit_tokens:
             out += [
@@ -210,14 +216,18 @@ class LocalLimiter:
             bucket.tokens.popleft()
         return bucket
 
-    def admit(self, buckets: list[Bucket], costs: list[int], now: float) -> tuple[bool, int, list[int]]:
+    def admit(
+        self, buckets: list[Bucket], costs: list[int], now: float
+    ) -> tuple[bool, int, list[int]]:
         denied, retry, figures = False, 0, []
         for spec, cost in zip(buckets, costs, strict=True):
             bucket = self._bucket(spec.name, now)
             count = len(bucket.requests)
             used = sum(amount for _, amount in bucket.tokens)
             reset_req = int(bucket.requests[0] + WINDOW_MS - now) if count else 0
-            reset_tok = int(bucket.tokens[0][0] + WINDOW_MS - now) if bucket.tokens else 0
+            reset_tok = (
+                int(bucket.tokens[0][0] + WINDOW_MS - now) if bucket.tokens else 0
+            )
             if spec.rpm and count >= spec.rpm:
                 denied, retry = True, max(retry, reset_req)
             if spec.tpm and used and used + cost > spec.tpm:
@@ -297,7 +307,8 @@ class RateLimiter:
         shared = client is not None  # Redis configured but down: share the limit
         share = settings.WEB_PROCESSES if shared else 1
         local_buckets = [
-            Bucket(b.name, _divided(b.rpm, share), _divided(b.tpm, share)) for b in buckets
+            Bucket(b.name, _divided(b.rpm, share), _divided(b.tpm, share))
+            for b in buckets
         ]
         denied, retry, figures = self.local.admit(
             local_buckets, [cost] * len(local_buckets), now_ms

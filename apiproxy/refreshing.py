@@ -35,7 +35,9 @@ def _closing(load: Callable[[], T]) -> Callable[[], T]:
 
 
 class Refreshing(Generic[T]):
-    def __init__(self, *, load: Callable[[], T], empty: T, interval_setting: str) -> None:
+    def __init__(
+        self, *, load: Callable[[], T], empty: T, interval_setting: str
+    ) -> None:
         self._load = _closing(load)
         self.value = empty
         self.interval_setting = interval_setting

@@ -103,10 +103,18 @@ def limit_tables() -> LimitTables:
     from apiproxy.limits import LimitTables
     from apiproxy.models import GroupLimits, KeyLimits, UserLimits
 
-    groups = GroupLimits.objects.values_list("group_id", "rpm", "tpm", "dedicated_access")
+    groups = GroupLimits.objects.values_list(
+        "group_id", "rpm", "tpm", "dedicated_access"
+    )
     return LimitTables(
-        users={u: (r, t) for u, r, t in UserLimits.objects.values_list("user_id", "rpm", "tpm")},
+        users={
+            u: (r, t)
+            for u, r, t in UserLimits.objects.values_list("user_id", "rpm", "tpm")
+        },
         groups={g: (r, t) for g, r, t, _ in groups},
-        keys={k: (r, t) for k, r, t in KeyLimits.objects.values_list("key_id", "rpm", "tpm")},
+        keys={
+            k: (r, t)
+            for k, r, t in KeyLimits.objects.values_list("key_id", "rpm", "tpm")
+        },
         dedicated_groups=frozenset(g for g, _, _, dedicated in groups if dedicated),
     )

@@ -15,7 +15,9 @@ from tests.fixtures_proxy import ProxyRig
 MESSAGES = [{"role": "user", "content": "Say something."}]
 
 
-def test_models_are_listed_in_openai_shape_with_portico_metadata(proxy: ProxyRig) -> None:
+def test_models_are_listed_in_openai_shape_with_portico_metadata(
+    proxy: ProxyRig,
+) -> None:
     models = {m.id: m for m in proxy.openai().models.list()}
     assert {"fake-chat", "fake-embed", "whisper-fake"} <= set(models)
     chat = models["fake-chat"]
@@ -27,7 +29,9 @@ def test_models_are_listed_in_openai_shape_with_portico_metadata(proxy: ProxyRig
     assert proxy.openai().models.retrieve("fake-chat").id == "fake-chat"
 
 
-def test_a_chat_completion_comes_back_with_usage_and_a_request_id(proxy: ProxyRig) -> None:
+def test_a_chat_completion_comes_back_with_usage_and_a_request_id(
+    proxy: ProxyRig,
+) -> None:
     raw = proxy.openai().chat.completions.with_raw_response.create(
         model="fake-chat", messages=MESSAGES, max_tokens=5
     )
@@ -78,7 +82,9 @@ def test_a_stream_ends_with_usage_when_the_client_asks(proxy: ProxyRig) -> None:
     assert chunks[-1].choices == []
 
 
-def test_usage_is_counted_and_sent_when_the_backend_reports_none(proxy: ProxyRig) -> None:
+def test_usage_is_counted_and_sent_when_the_backend_reports_none(
+    proxy: ProxyRig,
+) -> None:
     proxy.backend.behaviour.usage = "never"
     stream = proxy.openai().chat.completions.create(
         model="fake-chat",
@@ -95,10 +101,14 @@ def test_usage_is_counted_and_sent_when_the_backend_reports_none(proxy: ProxyRig
 
 def test_legacy_completions_stream_and_not(proxy: ProxyRig) -> None:
     client = proxy.openai()
-    completion = client.completions.create(model="fake-chat", prompt="Once", max_tokens=3)
+    completion = client.completions.create(
+        model="fake-chat", prompt="Once", max_tokens=3
+    )
     assert completion.choices[0].text
     chunks = list(
-        client.completions.create(model="fake-chat", prompt="Once", max_tokens=3, stream=True)
+        client.completions.create(
+            model="fake-chat", prompt="Once", max_tokens=3, stream=True
+        )
     )
     assert "".join(c.choices[0].text for c in chunks if c.choices)
 
@@ -135,7 +145,9 @@ def test_a_transcription_is_streamed_to_the_backend(proxy: ProxyRig) -> None:
 
 def test_responses_are_passed_through(proxy: ProxyRig) -> None:
     with proxy.http() as http:
-        response = http.post("/v1/responses", json={"model": "fake-chat", "input": "hi"})
+        response = http.post(
+            "/v1/responses", json={"model": "fake-chat", "input": "hi"}
+        )
     assert response.status_code == 200, response.text
     assert proxy.backend.received[-1].path.endswith("/v1/responses")
 
@@ -148,7 +160,9 @@ def test_the_api_prefix_aliases_v1(proxy: ProxyRig, path: str) -> None:
         if path == "/api/models":
             response = http.get(path)
         elif path.endswith("chat/completions"):
-            response = http.post(path, json={"model": "fake-chat", "messages": MESSAGES})
+            response = http.post(
+                path, json={"model": "fake-chat", "messages": MESSAGES}
+            )
         else:
             response = http.post(path, json={"model": "fake-chat", "prompt": "x"})
     assert response.status_code == 200, response.text
@@ -158,7 +172,9 @@ def test_the_api_prefix_aliases_v1(proxy: ProxyRig, path: str) -> None:
 def test_the_sdk_works_with_an_api_base_url(proxy: ProxyRig) -> None:
     from openai import OpenAI
 
-    client = OpenAI(base_url=proxy.server.url + "/api/", api_key=proxy.key, max_retries=0)
+    client = OpenAI(
+        base_url=proxy.server.url + "/api/", api_key=proxy.key, max_retries=0
+    )
     reply = client.chat.completions.create(model="fake-chat", messages=MESSAGES)
     assert reply.choices[0].message.content
 
@@ -173,7 +189,10 @@ def test_image_parts_reach_a_vision_model_as_data_urls(proxy: ProxyRig) -> None:
         model="fake-chat", messages=[{"role": "user", "content": content}]
     )
     assert reply.choices[0].message.content
-    assert proxy.backend.received[-1].json["messages"][0]["content"][1]["type"] == "image_url"
+    assert (
+        proxy.backend.received[-1].json["messages"][0]["content"][1]["type"]
+        == "image_url"
+    )
 
 
 def test_tools_and_response_format_pass_through(proxy: ProxyRig) -> None:

@@ -45,7 +45,10 @@ def test_a_body_over_the_limit_is_a_413(proxy: ProxyRig, settings) -> None:
     response = post(
         proxy,
         "/v1/chat/completions",
-        json={"model": "fake-chat", "messages": [{"role": "user", "content": "x" * 4000}]},
+        json={
+            "model": "fake-chat",
+            "messages": [{"role": "user", "content": "x" * 4000}],
+        },
     )
     assert response.status_code == 413
     envelope(response)
@@ -112,7 +115,9 @@ def test_a_missing_capability_is_a_501_unsupported(proxy: ProxyRig) -> None:
 def test_an_unreachable_backend_is_a_502(proxy: ProxyRig) -> None:
     with proxy.backend.refusing():
         response = post(
-            proxy, "/v1/chat/completions", json={"model": "fake-chat", "messages": MESSAGES}
+            proxy,
+            "/v1/chat/completions",
+            json={"model": "fake-chat", "messages": MESSAGES},
         )
     assert response.status_code == 502
     assert envelope(response)["code"] == "backend_unreachable"

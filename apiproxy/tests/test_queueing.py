@@ -179,7 +179,10 @@ def test_backend_timeouts_leave_no_slot_held(proxy: ProxyRig, settings) -> None:
         statuses = [
             http.post(
                 "/v1/chat/completions",
-                json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]},
+                json={
+                    "model": "fake-chat",
+                    "messages": [{"role": "user", "content": "x"}],
+                },
             ).status_code
             for _ in range(5)
         ]
@@ -218,7 +221,9 @@ def test_a_killed_process_gives_its_slots_back_within_the_lease(
     assert time.monotonic() - started < 2 + 1.5
 
 
-async def test_browser_chat_is_served_before_api_requests_and_users_take_turns() -> None:
+async def test_browser_chat_is_served_before_api_requests_and_users_take_turns() -> (
+    None
+):
     from apiproxy import slots
 
     queue = ModelQueue("portico:slots:test", cap=1)

@@ -163,7 +163,9 @@ def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         with httpx.Client(timeout=10) as http:
             assert chat(http, server.url, proxy.key).status_code == 200
             with fault.outage():
-                during = [chat(http, server.url, proxy.key).status_code for _ in range(30)]
+                during = [
+                    chat(http, server.url, proxy.key).status_code for _ in range(30)
+                ]
             time.sleep(0.6)
             after = chat(http, server.url, proxy.key)
     finally:
