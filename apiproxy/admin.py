@@ -200,3 +200,6 @@ class DeploymentAdmin(admin.ModelAdmin):
     search_fields = ["model__public_id", "upstream_model", "backend__name"]
     autocomplete_fields = ["model", "backend"]
     list_select_related = ["model", "backend"]
+
+# Limits, service classes and access requests live in their own module.
+from apiproxy import admin_limits  # noqa: E402, F401

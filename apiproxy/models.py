@@ -208,9 +208,16 @@ class GroupLimits(LimitFields):
         help_text="Members are routed to the dedicated backend pool where a "
         "model has one (the performance class).",
     )
+    requestable = models.BooleanField(
+        default=False,
+        help_text="Users may ask to join this group from Settings > Access.",
+    )
+    description = models.TextField(
+        blank=True, help_text="What membership offers, shown to users who may ask."
+    )
 
     class Meta:
-        verbose_name = verbose_name_plural = "group limits"
+        verbose_name = verbose_name_plural = "group limits and classes"
 
     def __str__(self) -> str:
         return f"limits of {self.group}"
@@ -238,3 +245,52 @@ class KeyLimits(LimitFields):
 
     def __str__(self) -> str:
         return f"limits of {self.key}"
+
+
+class AccessRequest(models.Model):
+    """A user's request to join a service class (a requestable group)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REFUSED = "refused", "Refused"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="access_requests",
+    )
+    group = models.ForeignKey(
+        "auth.Group", on_delete=models.CASCADE, related_name="access_requests"
+    )
+    use_case = models.TextField()
+    models_wanted = models.CharField("models", max_length=500, blank=True)
+    expected_volume = models.CharField(max_length=200, blank=True)
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    staff_note = models.TextField(
+        blank=True, help_text="Sent to the user with the decision."
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "group"],
+                condition=models.Q(state="pending"),
+                name="apiproxy_one_pending_request_per_class",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} asks for {self.group} ({self.state})"

@@ -118,3 +118,28 @@ def limit_tables() -> LimitTables:
         },
         dedicated_groups=frozenset(g for g, _, _, dedicated in groups if dedicated),
     )
+
+
+def access_classes_for_user(*, user: Any) -> list[dict[str, Any]]:
+    """The service classes a user may ask for, with where the user stands:
+    member, waiting, or free to ask (and the last decision, if any)."""
+    from apiproxy.models import AccessRequest, GroupLimits
+
+    member_of = set(user.groups.values_list("pk", flat=True))
+    latest: dict[int, AccessRequest] = {}
+    for request in AccessRequest.objects.filter(user=user).order_by("created_at"):
+        latest[request.group_id] = request
+    classes = []
+    for limits in GroupLimits.objects.filter(requestable=True).select_related("group"):
+        request = latest.get(limits.group_id)
+        classes.append(
+            {
+                "group": limits.group,
+                "limits": limits,
+                "member": limits.group_id in member_of,
+                "pending": request is not None
+                and request.state == AccessRequest.State.PENDING,
+                "last_request": request,
+            }
+        )
+    return classes

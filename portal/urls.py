@@ -9,4 +9,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     # Settings > Account and /api/keys/ (API keys).
     path("", include("accounts.urls")),
+    # Settings > Access (service class requests).
+    path("", include("apiproxy.urls")),
+    # Settings > Usage (usage, quota, CSV export).
+    path("", include("usage.urls")),
 ]

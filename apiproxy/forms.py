@@ -1,0 +1,23 @@
+from django import forms
+from django.contrib.auth.models import Group
+
+
+class AccessRequestForm(forms.Form):
+    group = forms.ModelChoiceField(
+        queryset=Group.objects.filter(portico_limits__requestable=True),
+        label="Class",
+        empty_label=None,
+    )
+    use_case = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=4000,
+        help_text="What you want to do, and why the shared class is not enough.",
+    )
+    models_wanted = forms.CharField(
+        label="Models", max_length=500, required=False, help_text="Which models."
+    )
+    expected_volume = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="For example: 50,000 requests over two weeks.",
+    )

@@ -1,0 +1,32 @@
+"""Settings > Access: ask to join a service class (thin: form in, service out)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from apiproxy.forms import AccessRequestForm
+from apiproxy.selectors import access_classes_for_user
+from apiproxy.services import access_request_create
+
+
+@login_required
+def settings_access(request: HttpRequest) -> HttpResponse:
+    form = AccessRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            access_request_create(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(
+                request, "Your request was sent. You will hear from us by e-mail."
+            )
+            return redirect("settings_access")
+    classes = access_classes_for_user(user=request.user)
+    return render(
+        request, "apiproxy/settings_access.html", {"form": form, "classes": classes}
+    )
