@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 # later in its thread, which is harmless (writes are idempotent).
 WRITE_TIMEOUT_SECONDS = 60.0
 SPOOL_CHECK_SECONDS = 60.0
+SPILL_LOG_SECONDS = 30.0
 
 
 def usage_rows_write(rows: Sequence[MeteredRow]) -> int:
@@ -95,6 +96,8 @@ class UsageBuffer:
         self._next_write = 0.0
         self._backoff = 0.0
         self._next_spool_check = 0.0
+        self._spill_logged_at = -SPILL_LOG_SECONDS
+        self._spilled_unlogged = 0
 
     @property
     def pending(self) -> int:
@@ -202,9 +205,17 @@ class UsageBuffer:
         del self.rows[bound:]
         self.spilled += len(excess)
         self._next_spool_check = 0.0
-        logger.warning(
-            "usage database unavailable: %d records spooled to %s", len(excess), path
-        )
+        # One line per 30 s of outage, not one per flush interval.
+        self._spilled_unlogged += len(excess)
+        now = time.monotonic()
+        if now - self._spill_logged_at >= SPILL_LOG_SECONDS:
+            logger.warning(
+                "usage database unavailable: %d more records spooled (to %s and "
+                "earlier files); they are written when it returns",
+                self._spilled_unlogged,
+                path.parent,
+            )
+            self._spill_logged_at, self._spilled_unlogged = now, 0
 
     async def _write(self, rows: Sequence[MeteredRow]) -> None:
         write = sync_to_async(usage_rows_write, thread_sensitive=False)
