@@ -20,6 +20,8 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _CONTENT = re.compile(rb'"(?:content|text|reasoning_content|arguments)"\s*:\s*"(?!")')
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([a-z_]+)"')
 _ID = re.compile(rb'"id"\s*:\s*"([^"]{1,200})"')
+# An error the backend reports inside the stream (then usually [DONE]).
+_ERROR_EVENT = re.compile(rb'(?:^|\n)data: ?\{\s*"error"\s*:')
 
 
 class StreamObserver:
@@ -36,6 +38,7 @@ class StreamObserver:
         self.finish_reason: str | None = None
         self.first_token_at: float | None = None
         self.done = False
+        self.failed = False
         self.stream_id: str | None = None
 
     def feed(self, data: bytes) -> bytes:
@@ -60,6 +63,8 @@ class StreamObserver:
             match = _ID.search(complete)
             if match:
                 self.stream_id = match.group(1).decode("utf-8", "replace")
+        if b'"error"' in complete and _ERROR_EVENT.search(complete):
+            self.failed = True
         finish = _FINISH.findall(complete)
         if finish:
             self.finish_reason = finish[-1].decode()

@@ -169,6 +169,11 @@ def usage_read(body: bytes, outcome: RequestOutcome) -> None:
         if isinstance(completion, int):
             outcome.completion_tokens = completion
         outcome.usage_source = "reported"
+    else:
+        # No usage from the backend: bill an estimate of the answer (four
+        # characters a token, like the prompt estimate), never zero.
+        chars = _answer_chars(parsed)
+        outcome.completion_tokens = chars // 4 + 1 if chars else 0
     choices = parsed.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         reason = choices[0].get("finish_reason")
@@ -176,6 +181,25 @@ def usage_read(body: bytes, outcome: RequestOutcome) -> None:
             outcome.finish_reason = reason
     if not outcome.finish_reason:
         outcome.finish_reason = "stop"
+
+
+_ANSWER_KEYS = frozenset({"content", "text", "arguments", "refusal"})
+
+
+def _answer_chars(value: Any, depth: int = 0) -> int:
+    """Characters of generated text in an answer without usage."""
+    if depth > 8:
+        return 0
+    if isinstance(value, dict):
+        return sum(
+            len(item)
+            if key in _ANSWER_KEYS and isinstance(item, str)
+            else _answer_chars(item, depth + 1)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return sum(_answer_chars(item, depth + 1) for item in value)
+    return 0
 
 
 async def relay_stream(
@@ -217,7 +241,11 @@ async def relay_stream(
         # The backend closed the stream without [DONE]: it died mid-answer.
         await _stream_fail(send, outcome, stream_interrupted(observer.model))
         return
-    outcome.finish_reason = observer.finish_reason or "stop"
+    if observer.failed:
+        # The backend reported an error in the stream (relayed as it came).
+        outcome.finish_reason, outcome.status = "backend_error", 502
+    else:
+        outcome.finish_reason = observer.finish_reason or "stop"
     await send(
         {"type": "http.response.body", "body": observer.flush(), "more_body": False}
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -9,6 +11,7 @@ from allauth.account.models import EmailAddress
 from accounts.models import User
 from accounts.services import IssuedKey, apikey_create
 from apiproxy.models import Backend, Deployment, Model
+from usage.models import UsageRecord
 
 PASSWORD = "correct horse battery staple"
 
@@ -49,3 +52,44 @@ def model_make(
         upstream_model=upstream_model or public_id,
     )
     return model
+
+
+def usage_record_make(
+    *,
+    user: User,
+    started_at: datetime,
+    model: str = "fake-chat",
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+    weight: float = 1.0,
+    **fields: Any,
+) -> UsageRecord:
+    """A usage record written the way the meter writes it (usage_records_create)."""
+    from usage.metering import MeteredRow, weighted
+    from usage.services import usage_records_create
+
+    row = MeteredRow(
+        **{
+            "request_id": "req_" + uuid.uuid4().hex,
+            "user_id": user.pk,
+            "key_id": None,
+            "model": model,
+            "backend_id": None,
+            "endpoint": "chat/completions",
+            "client": "api",
+            "stream": False,
+            "status": 200,
+            "finish_reason": "stop",
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "usage_source": "reported",
+            "weighted_tokens": weighted(prompt_tokens, completion_tokens, weight),
+            "ttft_ms": 20,
+            "duration_ms": 100,
+            "retry_count": 0,
+            "started_at": started_at,
+            **fields,
+        }
+    )
+    usage_records_create(rows=[row])
+    return UsageRecord.objects.get(request_id=row.request_id)
