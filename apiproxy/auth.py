@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
+
 from accounts.keycache import key_principal_get
 from accounts.keyformat import key_from_asgi_headers
 from accounts.selectors import KeyPrincipal
 from apiproxy.errors import ProxyError
 from apiproxy.http import Headers
+
+logger = logging.getLogger(__name__)
 
 
 def _unauthorized(message: str) -> ProxyError:
@@ -25,7 +31,19 @@ async def principal_authenticate(headers: Headers) -> KeyPrincipal:
             "You didn't provide an API key. Send it as 'Authorization: Bearer "
             "sk-...' (or 'x-api-key'). Create one in Settings > Account."
         )
-    principal = await key_principal_get(raw_key)
+    try:
+        principal = await key_principal_get(raw_key)
+    except DatabaseError:
+        # A cache miss while the database is away: say so, rather than
+        # calling a good key invalid (a 401 would make clients give up).
+        logger.warning("key check failed: database unavailable")
+        raise ProxyError(
+            503,
+            "Portico cannot check API keys right now. Retry shortly.",
+            type="server_error",
+            code="auth_unavailable",
+            headers=[(b"retry-after", b"5")],
+        ) from None
     if principal is None:
         raise _unauthorized(
             "Incorrect API key provided. Check it in Settings > Account; it may "

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 async def lifespan_application(
     scope: dict[str, Any], receive: Receive, send: Send
 ) -> None:
+    from accounts.keycache import key_cache
     from usage.buffer import usage_buffer
 
     while True:
@@ -26,6 +27,10 @@ async def lifespan_application(
                 await usage_buffer.drain()
             except Exception:
                 logger.exception("shutdown drain of the usage buffer failed")
+            try:
+                await key_cache.drain()
+            except Exception:
+                logger.exception("shutdown write of keys' last use failed")
             finally:
                 await session_close()
             await send({"type": "lifespan.shutdown.complete"})

@@ -30,6 +30,7 @@ from apiproxy.models import (
     Backend,
     Deployment,
     GroupLimits,
+    KeyLimits,
     Model,
 )
 
@@ -381,3 +382,19 @@ def access_request_decide(
             )
         )
     return locked
+
+
+def key_limits_set(*, key: Any, rpm: int | None, tpm: int | None) -> KeyLimits:
+    """Give one API key its own requests/tokens per minute (None keeps the
+    current value; 0 means unlimited). The proxy picks the change up within
+    LIMITS_REFRESH_SECONDS."""
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and value < 0:
+            raise ValidationError(f"{name} must be 0 (unlimited) or more.")
+    limits, _ = KeyLimits.objects.get_or_create(key=key)
+    if rpm is not None:
+        limits.rpm = rpm
+    if tpm is not None:
+        limits.tpm = tpm
+    limits.save()
+    return limits

@@ -116,3 +116,29 @@ def test_revokekey_refuses_unknown_keys_without_echoing_them(alice: User) -> Non
             call_command("revokekey", value, stdout=io.StringIO())
         assert issued.raw not in str(error.value)
     assert apikey_authenticate(raw_key=issued.raw) is not None
+
+
+def test_issuekey_sets_the_keys_own_rate_limits(alice) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.selectors import apikey_authenticate
+    from apiproxy.models import KeyLimits
+
+    out = StringIO()
+    call_command("issuekey", "alice", "--rpm", "30", "--tpm", "0", stdout=out)
+    key = apikey_authenticate(raw_key=out.getvalue().strip())
+    limits = KeyLimits.objects.get(key=key)
+    assert (limits.rpm, limits.tpm) == (30, 0)
+
+
+def test_issuekey_refuses_negative_limits_before_making_a_key(alice) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from accounts.models import ApiKey
+
+    with pytest.raises(CommandError, match="--rpm"):
+        call_command("issuekey", "alice", "--rpm", "-1")
+    assert not ApiKey.objects.filter(user=alice).exists()

@@ -218,3 +218,32 @@ def test_x_api_key_is_accepted_like_bearer(proxy: ProxyRig) -> None:
     response = httpx.get(proxy.base_url + "/models", headers={"x-api-key": proxy.key})
     assert response.status_code == 200
     assert json.loads(response.text)["object"] == "list"
+
+
+def test_a_key_check_during_a_database_outage_is_a_503_not_a_401(
+    proxy: ProxyRig, server_processes
+) -> None:
+    from tests.faultproxy import FaultProxy
+    from tests.fixtures_proxy import subprocess_database_url
+
+    fault = FaultProxy("127.0.0.1", 5432).start()
+    try:
+        server = server_processes(
+            DATABASE_URL=subprocess_database_url(port=fault.port)
+        )
+        with fault.outage():
+            during = httpx.get(
+                server.url + "/v1/models",
+                headers={"authorization": f"Bearer {proxy.key}"},
+                timeout=30,
+            )
+        after = httpx.get(
+            server.url + "/v1/models",
+            headers={"authorization": f"Bearer {proxy.key}"},
+            timeout=30,
+        )
+    finally:
+        fault.close()
+    assert during.status_code == 503, during.text
+    assert envelope(during)["code"] == "auth_unavailable"
+    assert after.status_code == 200

@@ -41,8 +41,25 @@ class Command(BaseCommand):
             metavar="a,b",
             help="Comma-separated public model ids the key may use (default: all).",
         )
+        parser.add_argument(
+            "--rpm",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Requests per minute for this key (0: unlimited).",
+        )
+        parser.add_argument(
+            "--tpm",
+            type=int,
+            default=None,
+            metavar="N",
+            help="Tokens per minute for this key (0: unlimited).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        for limit in ("rpm", "tpm"):
+            if options[limit] is not None and options[limit] < 0:
+                raise CommandError(f"--{limit} must be 0 (unlimited) or more.")
         username: str = options["username"]
         user = user_get_by_username(username=username)
         if user is None:
@@ -74,6 +91,13 @@ class Command(BaseCommand):
             )
         except ValidationError as error:
             raise CommandError(_messages(error)) from None
+        if options["rpm"] is not None or options["tpm"] is not None:
+            from apiproxy.services import key_limits_set
+
+            try:
+                key_limits_set(key=issued.key, rpm=options["rpm"], tpm=options["tpm"])
+            except ValidationError as error:
+                raise CommandError(" ".join(error.messages)) from None
         if issued.expiry_capped:
             self.stderr.write(
                 f"Expiry capped by API_KEY_MAX_LIFETIME_DAYS: {issued.key.expires_at}."
