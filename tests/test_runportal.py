@@ -327,3 +327,64 @@ def test_the_demo_backend_is_stopped_when_uvicorn_cannot_start(
     backend_pid = portal.backend_pid()
     if backend_pid is not None:
         assert wait_gone(backend_pid), f"demo backend {backend_pid} outlived runportal"
+
+
+@pytest.mark.demo_backend
+def test_make_run_then_the_settings_page_python_snippet_streams_an_answer(
+    portal_start: Callable[..., Portal], embedded_env: dict[str, str]
+) -> None:
+    """The README's promise, end to end: `make run`, sign in, create a key in
+    Settings > Account, paste the Python snippet: an answer streams from the
+    embedded demo backend."""
+    import html
+
+    password = "a long demo passphrase 7"
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from tests.factories import user_make; "
+            f"user_make(username='researcher', password={password!r})",
+        ],
+        cwd=ROOT,
+        env=embedded_env,
+        check=True,
+        timeout=60,
+    )
+    portal = portal_start()
+    portal.wait_for_page("/accounts/login/")
+    ready = portal.wait_for_text(r"Demo backend (ready|unavailable)", timeout=90)
+    if ready.group(1) == "unavailable":
+        pytest.skip("the demo backend cannot run on this machine")
+    with httpx.Client(base_url=portal.url, timeout=30) as browser:
+        browser.get("/accounts/login/")
+        browser.post(
+            "/accounts/login/",
+            data={
+                "login": "researcher",
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": portal.url + "/accounts/login/"},
+        )
+        browser.get("/settings/account/")
+        created = browser.post(
+            "/settings/account/keys/",
+            data={
+                "name": "laptop",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": portal.url + "/settings/account/"},
+        )
+    assert created.status_code == 200, created.text[:500]
+    snippet = re.search(r'<code id="snippet-python">(.*?)</code>', created.text, re.S)
+    assert snippet, created.text[:2000]
+    code = html.unescape(snippet.group(1))
+    assert f"{portal.url}/v1" in code and "stream=True" in code
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "an answer streamed"
