@@ -23,7 +23,6 @@ from usage.periods import (
     local_day,
     local_midnight,
     local_zone,
-    window_of,
 )
 
 # Field names and order of `manage.py exportusage` and the CSV downloads.
@@ -179,8 +178,8 @@ def usage_totals(
     """Totals over local days [first_day, end_day) grouped by any of "day",
     "user_id", "key_id" (0: no key) and "model"; exact (rollups plus records
     not rolled up, in one statement)."""
-    if not set(by) <= set(_GROUPS):
-        raise ValueError(f"group by {_GROUPS} only")
+    if not by or not set(by) <= set(_GROUPS):
+        raise ValueError(f"group by one or more of {_GROUPS}")
     start, end = local_midnight(first_day), local_midnight(end_day)
     # Both sides of the UNION select only annotations, made in the same order,
     # so their columns line up.
@@ -267,7 +266,3 @@ def usage_export_rows(
         data = dict(zip(EXPORT_FIELDS, row, strict=True))
         data["started_at"] = data["started_at"].isoformat()
         yield data
-
-
-def quota_window_now(*, limit: Limit, now: datetime) -> tuple[datetime, datetime]:
-    return window_of(limit.period, now)
