@@ -41,17 +41,25 @@ def user_approve(*, user: User) -> User:
     return user
 
 
+@transaction.atomic
 def admin_ensure(*, username: str, email: str, password: str) -> tuple[User, bool]:
     """Create the first superuser if no superuser exists yet.
 
     Returns the superuser and whether it was created now, so `make run` prints a
     login only the first time and never resets a password an operator changed.
+    The operator's address counts as verified: mandatory e-mail verification
+    would otherwise send the printed login to a mailbox nobody reads.
     """
+    from allauth.account.models import EmailAddress
+
     existing = User.objects.filter(is_superuser=True).order_by("pk").first()
     if existing is not None:
         return existing, False
     user = User.objects.create_superuser(
         username=username, email=email, password=password
+    )
+    EmailAddress.objects.get_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
     return user, True
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from django.db import connections, transaction
+from django.conf import settings
+from django.db import connections
 
 from portal.demobackend import (
     MODEL_ID,
@@ -54,22 +55,10 @@ def admin_bootstrap(
 
     Never touches an existing superuser: an operator's changed password stays.
     """
-    from allauth.account.models import EmailAddress
-
     from accounts.services import admin_ensure
 
     chosen = password or secrets.token_urlsafe(12)
-    with transaction.atomic():
-        user, created = admin_ensure(username=username, email=email, password=chosen)
-        if created:
-            # Mandatory e-mail verification would otherwise send the printed
-            # login to "confirm your e-mail" at a mailbox nobody reads.
-            # TODO(accounts): move into admin_ensure, which owns the invariant.
-            EmailAddress.objects.get_or_create(
-                user=user,
-                email=user.email,
-                defaults={"verified": True, "primary": True},
-            )
+    user, created = admin_ensure(username=username, email=email, password=chosen)
     return AdminLogin(
         username=user.get_username(),
         password=chosen if created else None,
@@ -170,9 +159,14 @@ def _serve(*, host: str, port: int) -> None:
     )
 
     # The same server and flags as production (docker/Dockerfile), minus the
-    # proxy headers: uvloop and httptools where installed.
+    # proxy headers: uvloop and httptools where installed. On SIGTERM running
+    # streams get SHUTDOWN_GRACE seconds, then the lifespan drains the meter.
     config = uvicorn.Config(
-        "portal.asgi:application", host=host, port=port, log_level="info"
+        "portal.asgi:application",
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=settings.SHUTDOWN_GRACE,
     )
     uvicorn.Server(config).run()
 
