@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from usage.models import DailyUsage, Quota, RollupState, UsageRecord
+from usage.models import Quota, RollupState, UsageRecord, UsageReport
 from usage.reports import Report, usage_report
 
 
@@ -112,9 +112,9 @@ def report_csv(report: Report) -> HttpResponse:
     return response
 
 
-@admin.register(DailyUsage)
+@admin.register(UsageReport)
 class UsageReportAdmin(admin.ModelAdmin):
-    """Shown as "Daily usage"; its list is the usage report."""
+    """Its list is the report: usage by user, group or model over chosen days."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

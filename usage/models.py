@@ -149,6 +149,15 @@ class DailyUsage(UsageTotals):
         return f"{self.day} user {self.user_id} {self.model}"
 
 
+class UsageReport(DailyUsage):
+    """Admin's entry for the usage report (a view over the daily totals)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "usage report"
+        verbose_name_plural = "usage report"
+
+
 class RollupState(models.Model):
     """The rollup job's one row (a FillState): locked by every run so runs never
     overlap, marked started/done so a crashed run is visible, with the job's

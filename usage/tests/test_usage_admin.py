@@ -15,7 +15,7 @@ from usage.models import Quota
 
 pytestmark = pytest.mark.django_db
 
-REPORT = "/admin/usage/dailyusage/"
+REPORT = "/admin/usage/usagereport/"
 
 
 @pytest.fixture
