@@ -1,0 +1,1 @@
+"""The proxy benchmark: `python bench/run.py [--quick]` (see docs/benchmarks.md)."""

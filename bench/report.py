@@ -1,0 +1,350 @@
+"""Turning the benchmark's measurements into the printed tables, and py-spy's
+collapsed stacks into a short where-the-time-goes summary."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from bench.procs import Measured
+from bench.scenarios import Mode
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Summary:
+    """One target's measurements of one scenario, averaged over the rounds."""
+
+    throughput: float
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    completed: int
+    errors: int
+    tokens_mean: float
+    loadgen_cpu_share: float
+    backend_cpu_s: float
+    cpu_ms_per_request: float | None
+    rss_peak_mb: float | None
+
+
+def summarise(runs: list[Measured]) -> Summary:
+    def avg(name: str) -> float:
+        return mean(run.load[name] for run in runs)
+
+    cpu = [r.server_cpu_ms_per_request for r in runs if r.server_cpu_ms_per_request]
+    rss = [run.server_rss_peak for run in runs if run.server_rss_peak]
+    return Summary(
+        throughput=avg("throughput"),
+        ttft_p50_ms=avg("ttft_p50_ms"),
+        ttft_p99_ms=avg("ttft_p99_ms"),
+        latency_p50_ms=avg("latency_p50_ms"),
+        latency_p99_ms=avg("latency_p99_ms"),
+        completed=sum(run.load["completed"] for run in runs),
+        errors=sum(run.load["errors"] for run in runs),
+        tokens_mean=avg("tokens_mean"),
+        loadgen_cpu_share=max(run.load["cpu_share"] for run in runs),
+        backend_cpu_s=sum(run.backend_cpu_s for run in runs),
+        cpu_ms_per_request=mean(cpu) if cpu else None,
+        rss_peak_mb=max(rss) / MB if rss else None,
+    )
+
+
+@dataclass
+class Row:
+    label: str
+    direct: str
+    portico: str
+    value: str
+    target: str
+    ok: bool | None  # None: informational
+
+    @property
+    def verdict(self) -> str:
+        return {True: "yes", False: "MISSED", None: ""}[self.ok]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def target_rows(
+    s: dict[str, dict[str, Summary]],
+    *,
+    server: str,
+    delay_ms: int,
+    slow: int,
+    fast: int,
+    json_concurrency: int,
+) -> list[Row]:
+    """The issue's targets, for `server` against direct."""
+    slow_label = f"{delay_ms} ms/token, {slow} streams"
+    fast_label = f"no delay, {fast} streams"
+    json_label = f"non-streaming, {json_concurrency} concurrent"
+    d20, p20 = s["stream_slow"]["direct"], s["stream_slow"][server]
+    d0, p0 = s["stream_fast"]["direct"], s["stream_fast"][server]
+    dj, pj = s["json"]["direct"], s["json"][server]
+    dl, pl = s["latency"]["direct"], s["latency"][server]
+    dls, pls = s["latency_stream"]["direct"], s["latency_stream"][server]
+    rows = [
+        _throughput_row(f"{slow_label}: throughput", d20, p20, 0.95),
+        Row(
+            f"{slow_label}: first-token p99",
+            f"{d20.ttft_p99_ms:.1f} ms",
+            f"{p20.ttft_p99_ms:.1f} ms",
+            f"{_ratio(p20.ttft_p99_ms, d20.ttft_p99_ms):.2f}x",
+            "<= 2x",
+            _ratio(p20.ttft_p99_ms, d20.ttft_p99_ms) <= 2,
+        ),
+        _throughput_row(f"{fast_label}: throughput", d0, p0, 0.75),
+        _throughput_row(f"{json_label}: throughput", dj, pj, 0.65),
+        _cpu_row(f"CPU per 64-token stream ({slow_label})", p20, 1.0),
+        _cpu_row(f"CPU per 64-token stream ({fast_label})", p0, 1.0),
+        _cpu_row(f"CPU per non-streamed request ({json_label})", pj, 0.5),
+        _added_row("added latency, 1 client, non-stream p50", dl, pl, 1.5),
+        Row(
+            "added first-token latency, 1 client, stream p50",
+            f"{dls.ttft_p50_ms:.2f} ms",
+            f"{pls.ttft_p50_ms:.2f} ms",
+            f"+{pls.ttft_p50_ms - dls.ttft_p50_ms:.2f} ms",
+            "",
+            None,
+        ),
+        Row(
+            f"RSS of the worker at {slow} streams",
+            "",
+            f"{p20.rss_peak_mb:.0f} MB",
+            f"{p20.rss_peak_mb:.0f} MB",
+            "<= 110 MB",
+            (p20.rss_peak_mb or 0) <= 110,
+        ),
+    ]
+    nometer = s["stream_fast"].get(f"{server}-nometer")
+    if nometer is not None:
+        cost = 1 - _ratio(p0.throughput, nometer.throughput)
+        rows.append(
+            Row(
+                f"metering on vs off ({fast_label})",
+                f"off {nometer.throughput:.0f}/s",
+                f"on {p0.throughput:.0f}/s",
+                f"cost {cost:+.1%}",
+                "<= 10%",
+                cost <= 0.10,
+            )
+        )
+    return rows
+
+
+def _throughput_row(
+    label: str, direct: Summary, proxy: Summary, at_least: float
+) -> Row:
+    ratio = _ratio(proxy.throughput, direct.throughput)
+    return Row(
+        label,
+        f"{direct.throughput:.1f}/s",
+        f"{proxy.throughput:.1f}/s",
+        f"{ratio:.2f}x",
+        f">= {at_least}x",
+        ratio >= at_least,
+    )
+
+
+def _cpu_row(label: str, proxy: Summary, at_most_ms: float) -> Row:
+    value = proxy.cpu_ms_per_request or 0.0
+    return Row(
+        label,
+        "",
+        f"{value:.3f} ms",
+        f"{value:.3f} ms",
+        f"<= {at_most_ms} ms",
+        value <= at_most_ms,
+    )
+
+
+def _added_row(label: str, direct: Summary, proxy: Summary, at_most_ms: float) -> Row:
+    added = proxy.latency_p50_ms - direct.latency_p50_ms
+    return Row(
+        label,
+        f"{direct.latency_p50_ms:.2f} ms",
+        f"{proxy.latency_p50_ms:.2f} ms",
+        f"+{added:.2f} ms",
+        f"<= {at_most_ms} ms",
+        added <= at_most_ms,
+    )
+
+
+def table(rows: list[Row], headers: tuple[str, ...]) -> str:
+    cells = [headers] + [
+        (r.label, r.direct, r.portico, r.value, r.target, r.verdict) for r in rows
+    ]
+    return _aligned(cells, rule=True)
+
+
+def server_table(s: dict[str, dict[str, Summary]], servers: list[str]) -> str:
+    """The same scenarios under each server, side by side."""
+    lines = [
+        ("streams/s, slow streams", "stream_slow", "throughput", "{:.1f}/s"),
+        ("first-token p50, slow streams", "stream_slow", "ttft_p50_ms", "{:.1f} ms"),
+        ("first-token p99, slow streams", "stream_slow", "ttft_p99_ms", "{:.1f} ms"),
+        (
+            "CPU per stream, slow streams",
+            "stream_slow",
+            "cpu_ms_per_request",
+            "{:.3f} ms",
+        ),
+        ("RSS peak, slow streams", "stream_slow", "rss_peak_mb", "{:.0f} MB"),
+        ("streams/s, no delay", "stream_fast", "throughput", "{:.1f}/s"),
+        ("first-token p99, no delay", "stream_fast", "ttft_p99_ms", "{:.1f} ms"),
+        ("CPU per stream, no delay", "stream_fast", "cpu_ms_per_request", "{:.3f} ms"),
+        ("requests/s, non-streaming", "json", "throughput", "{:.1f}/s"),
+        ("CPU per request, non-streaming", "json", "cpu_ms_per_request", "{:.3f} ms"),
+        ("latency p50, 1 client, non-stream", "latency", "latency_p50_ms", "{:.2f} ms"),
+    ]
+
+    def cell(scenario: str, server: str, attr: str, spec: str) -> str:
+        value = getattr(s[scenario][server], attr)
+        return "-" if value is None else spec.format(value)
+
+    cells = [("", *servers)] + [
+        (label, *(cell(scenario, server, attr, spec) for server in servers))
+        for label, scenario, attr, spec in lines
+    ]
+    return _aligned(cells)
+
+
+def _aligned(cells: list[tuple[str, ...]], *, rule: bool = False) -> str:
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append(
+            "  ".join(
+                text.ljust(width) if i == 0 else text.rjust(width)
+                for i, (text, width) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+        if rule and index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+_FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def profile_top(path: Path, *, limit: int = 25) -> str:
+    """Self and inclusive share of samples per function, from py-spy's raw
+    (collapsed) output: one `frame;frame;... count` line per stack."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [_short(frame) for frame in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    if not total:
+        return f"{path.name}: no samples"
+    out = [f"{path.name}: {total} samples", "  self%  incl%  function (file)"]
+    for frame, samples in own.most_common(limit):
+        out.append(
+            f"  {samples / total:5.1%}  {inclusive[frame] / total:5.1%}  {frame}"
+        )
+    return "\n".join(out)
+
+
+def _short(frame: str) -> str:
+    match = _FRAME.match(frame.strip())
+    if not match:
+        return frame.strip()
+    file = match["file"]
+    for marker in ("site-packages/", "lib/python3"):
+        if marker in file:
+            file = file.split(marker, 1)[1]
+            break
+    else:
+        file = Path(file).name if "/" in file else file
+    return f"{match['function']} ({file})"
+
+
+def as_jsonable(summaries: dict[str, dict[str, Summary]]) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        scenario: {target: asdict(summary) for target, summary in targets.items()}
+        for scenario, targets in summaries.items()
+    }
+
+
+def printed(outcome: dict[str, Any], mode: Mode) -> str:
+    summaries: dict[str, dict[str, Summary]] = outcome["summaries"]
+    pinning = (
+        "fake backend + load generator pinned to core 0, Portico to core 1 (taskset)"
+        if outcome["pinned"]
+        else "no taskset or fewer than 2 cores: processes NOT pinned"
+    )
+    lines = [
+        f"Portico proxy benchmark, mode {outcome['mode']}: {outcome['machine']}",
+        pinning,
+        "one Portico worker (uvicorn, uvloop + httptools, no access log), "
+        "PostgreSQL + Redis, metering on; 64-token answers",
+        f"load average before {outcome['load_average']['before']}, "
+        f"after {outcome['load_average']['after']}; "
+        f"{outcome['seconds']} s; {mode.rounds} round(s) per scenario, averaged",
+    ]
+    if mode.requests is not None:
+        lines.append("SMOKE MODE: a few requests each; the numbers mean nothing")
+    lines += [
+        "",
+        table(
+            target_rows(
+                summaries,
+                server="uvicorn",
+                delay_ms=mode.delay_ms,
+                slow=mode.slow_streams,
+                fast=mode.fast_streams,
+                json_concurrency=mode.json_concurrency,
+            ),
+            ("uvicorn", "direct", "portico", "measured", "target", "met"),
+        ),
+    ]
+    servers = [name for name in outcome["servers"] if not name.endswith("-nometer")]
+    if len(servers) > 1:
+        lines += ["", "Server choice (same scenarios, one worker each):"]
+        lines.append(server_table(summaries, servers))
+    # Short runs (smoke) measure the generator's start-up, not its load.
+    loadgen = max(
+        (
+            run["load"]["cpu_share"]
+            for targets in outcome["runs"].values()
+            for runs in targets.values()
+            for run in runs
+            if run["load"]["window_s"] >= 1
+        ),
+        default=0.0,
+    )
+    errors = sum(
+        summary.errors for targets in summaries.values() for summary in targets.values()
+    )
+    lines += [
+        "",
+        f"load generator: at most {loadgen:.0%} of its core in any run"
+        + (" (near saturation: numbers are suspect)" if loadgen > 0.85 else ""),
+        f"failed or incomplete answers: {errors}",
+    ]
+    for name, count in outcome["logged_errors"].items():
+        if count:
+            lines.append(
+                f"WARNING: {name} logged {count} errors while measured: "
+                f"see {outcome['logs'][name]}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""What the benchmark runs: the modes (full, quick, smoke) and, for each, the
+load of every scenario."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.procs import Load
+
+
+@dataclass(frozen=True)
+class Mode:
+    rounds: int  # each scenario runs direct, then through each server, this often
+    delay_ms: int  # between tokens in the slow-stream scenario
+    slow_streams: int
+    fast_streams: int
+    json_concurrency: int
+    duration: float  # measured seconds per run
+    warmup: float
+    latency_requests: int
+    latency_warmup: int
+    # Set: every scenario is this many requests instead of a timed window.
+    requests: int | None = None
+
+
+MODES = {
+    "full": Mode(2, 20, 256, 64, 64, 10.0, 2.0, 2000, 100),
+    "quick": Mode(1, 20, 256, 64, 64, 4.0, 1.0, 300, 30),
+    # For the test suite: proves the harness runs end to end, measures nothing.
+    "smoke": Mode(1, 2, 4, 4, 4, 0.0, 0.0, 4, 1, requests=8),
+}
+
+
+def scenarios(mode: Mode) -> dict[str, Load]:
+    stream_seconds = 64 * mode.delay_ms / 1000
+    slow_model = f"bench-{mode.delay_ms}ms"
+    if mode.requests is not None:
+        return {
+            name: Load(
+                model=model,
+                stream=stream,
+                concurrency=concurrency,
+                requests=mode.requests,
+                warmup_requests=1,
+            )
+            for name, model, stream, concurrency in (
+                ("stream_slow", slow_model, True, mode.slow_streams),
+                ("stream_fast", "bench-0ms", True, mode.fast_streams),
+                ("json", "bench-0ms", False, mode.json_concurrency),
+                ("latency", "bench-0ms", False, 1),
+                ("latency_stream", "bench-0ms", True, 1),
+            )
+        }
+    return {
+        # Connections start spread over one answer's length, so that the
+        # streams are not in lock-step; the warm-up covers that ramp.
+        "stream_slow": Load(
+            model=slow_model,
+            stream=True,
+            concurrency=mode.slow_streams,
+            duration=mode.duration,
+            warmup=max(mode.warmup, stream_seconds + 0.5),
+            ramp=stream_seconds,
+        ),
+        "stream_fast": Load(
+            model="bench-0ms",
+            stream=True,
+            concurrency=mode.fast_streams,
+            duration=mode.duration,
+            warmup=mode.warmup,
+        ),
+        "json": Load(
+            model="bench-0ms",
+            stream=False,
+            concurrency=mode.json_concurrency,
+            duration=mode.duration,
+            warmup=mode.warmup,
+        ),
+        "latency": Load(
+            model="bench-0ms",
+            stream=False,
+            concurrency=1,
+            requests=mode.latency_requests,
+            warmup_requests=mode.latency_warmup,
+        ),
+        "latency_stream": Load(
+            model="bench-0ms",
+            stream=True,
+            concurrency=1,
+            requests=mode.latency_requests,
+            warmup_requests=mode.latency_warmup,
+        ),
+    }

@@ -1,0 +1,95 @@
+"""The proxy benchmark (bench/) in its smoke mode: a few requests per scenario,
+so that the harness cannot rot. It proves that every part ran and produced
+numbers; it never asserts a timing (those belong in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    database = settings.DATABASES["default"]
+    credentials = quote(database.get("USER") or "postgres")
+    if database.get("PASSWORD"):
+        credentials += ":" + quote(database["PASSWORD"])
+    host = database.get("HOST") or "127.0.0.1"
+    port = database.get("PORT") or 5432
+    return f"postgres://{credentials}@{host}:{port}/{database['NAME']}"
+
+
+@pytest.fixture
+def bench_outcome(transactional_db: None, tmp_path: Path) -> dict[str, Any]:
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip("the benchmark runs against PostgreSQL (make test sets it)")
+    if not settings.REDIS_URL:
+        pytest.skip("the benchmark runs with Redis (make test sets it)")
+    report = tmp_path / "bench.json"
+    # The bench's Portico processes use this test database (already migrated;
+    # transactional_db empties it afterwards) and this test Redis database.
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "bench/run.py",
+            "--smoke",
+            "--database-url",
+            _database_url(),
+            "--redis-url",
+            settings.REDIS_URL,
+            "--json",
+            str(report),
+            "--log-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    outcome = json.loads(report.read_text())
+    outcome["printed"] = finished.stdout
+    return outcome
+
+
+def test_the_bench_measures_every_scenario_and_prints_the_tables(
+    bench_outcome: dict[str, Any],
+) -> None:
+    """One test: the harness takes some seconds to run (four processes)."""
+    summaries = bench_outcome["summaries"]
+    assert set(summaries) == {
+        "stream_slow",
+        "stream_fast",
+        "json",
+        "latency",
+        "latency_stream",
+    }
+    for scenario, targets in summaries.items():
+        assert {"direct", "uvicorn"} <= set(targets), scenario
+        for target, summary in targets.items():
+            assert summary["completed"] > 0, (scenario, target)
+            assert summary["errors"] == 0, (scenario, target)
+            assert summary["throughput"] > 0, (scenario, target)
+            if scenario.startswith(("stream", "latency_stream")):
+                assert summary["tokens_mean"] == 64, (scenario, target)
+            if target != "direct":
+                assert summary["cpu_ms_per_request"] is not None, (scenario, target)
+                assert summary["rss_peak_mb"] > 0, (scenario, target)
+    assert "uvicorn-nometer" in summaries["stream_fast"]
+    assert not any(bench_outcome["logged_errors"].values()), bench_outcome["logs"]
+    printed = bench_outcome["printed"]
+    assert "first-token p99" in printed
+    assert "CPU per non-streamed request" in printed
+    assert "metering on vs off" in printed
+    if "granian" in bench_outcome["servers"]:
+        assert "Server choice" in printed
