@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from apiproxy.auth import principal_authenticate
@@ -17,6 +18,7 @@ from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
 from apiproxy.http import (
     ClientGone,
+    Headers,
     Receive,
     Send,
     TrackedSend,
@@ -81,31 +83,24 @@ async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
         )
 
 
-async def proxy_application(
-    scope: dict[str, Any], receive: Receive, send: Send
+Step = Callable[[TrackedSend], Awaitable[None]]
+
+
+async def exchange_serve(
+    send: Send,
+    *,
+    outcome: RequestOutcome,
+    response_headers: Headers,
+    step: Step,
 ) -> None:
-    if scope["type"] != "http":
-        return
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    request_id = "req_" + uuid.uuid4().hex
-    endpoint = endpoint_of(scope["path"])
-    outcome = RequestOutcome(
-        request_id=request_id, endpoint=endpoint, retry_count=retry_count_of(headers)
-    )
-    response_headers = [(b"x-request-id", request_id.encode())]
+    """Run `step` (authenticate and handle a request), answering any failure
+    the OpenAI way, and hand the outcome to the meter exactly once.
+
+    Shared by the API door (below) and the browser door (apiproxy.browser)."""
     tracked_send = TrackedSend(send)
+    endpoint = outcome.endpoint
     try:
-        principal = await principal_authenticate(headers)
-        outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
-        exchange = Exchange(
-            receive=receive,
-            send=tracked_send,
-            headers=headers,
-            principal=principal,
-            outcome=outcome,
-            response_headers=response_headers,
-        )
-        await _dispatch(exchange, scope["method"], endpoint)
+        await step(tracked_send)
     except ProxyError as error:
         # Raised before any answer was relayed: nothing is billed.
         outcome.status = error.status
@@ -131,11 +126,13 @@ async def proxy_application(
     except ClientGone:
         outcome.finish_reason = "client_disconnect"
     except Exception:
-        logger.exception("proxy failure on %s (request %s)", endpoint, request_id)
+        logger.exception(
+            "proxy failure on %s (request %s)", endpoint, outcome.request_id
+        )
         outcome.finish_reason = "proxy_error"
         error = ProxyError(
             500,
-            f"Portico failed to handle this request (request id {request_id}).",
+            f"Portico failed to handle this request (request id {outcome.request_id}).",
             type="server_error",
             code="internal_error",
         )
@@ -156,3 +153,34 @@ async def proxy_application(
     finally:
         if outcome.user_id is not None and not endpoint.startswith("models"):
             outcome_submit(outcome)
+
+
+async def proxy_application(
+    scope: dict[str, Any], receive: Receive, send: Send
+) -> None:
+    if scope["type"] != "http":
+        return
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    request_id = "req_" + uuid.uuid4().hex
+    endpoint = endpoint_of(scope["path"])
+    outcome = RequestOutcome(
+        request_id=request_id, endpoint=endpoint, retry_count=retry_count_of(headers)
+    )
+    response_headers = [(b"x-request-id", request_id.encode())]
+
+    async def step(tracked_send: TrackedSend) -> None:
+        principal = await principal_authenticate(headers)
+        outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
+        exchange = Exchange(
+            receive=receive,
+            send=tracked_send,
+            headers=headers,
+            principal=principal,
+            outcome=outcome,
+            response_headers=response_headers,
+        )
+        await _dispatch(exchange, scope["method"], endpoint)
+
+    await exchange_serve(
+        send, outcome=outcome, response_headers=response_headers, step=step
+    )

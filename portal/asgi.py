@@ -1,7 +1,8 @@
 """ASGI entry point: two doors, one house.
 
 The OpenAI API paths go straight to the lean proxy app (no Django middleware, no
-sync hand-offs); everything else is Django. Channels' URLRouter does the split.
+sync hand-offs); the chat's streaming call goes through the browser door
+(apiproxy.browser), everything else is Django. Channels' URLRouter does the split.
 """
 
 import os
@@ -17,12 +18,16 @@ from django.urls import re_path  # noqa: E402
 
 from apiproxy.app import PROXY_PATH_PATTERN, proxy_application  # noqa: E402
 from apiproxy.lifespan import lifespan_application  # noqa: E402
+from chat.stream import STREAM_PATH, chat_stream_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
                 re_path(PROXY_PATH_PATTERN, proxy_application),
+                # The chat's streaming call: session + CSRF, then the proxy's
+                # pipeline as browser traffic (apiproxy.browser).
+                re_path(rf"^{STREAM_PATH}$", chat_stream_application),
                 re_path(r"", django_application),
             ]
         ),

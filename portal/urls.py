@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
-
 urlpatterns = [
-    path("", views.home, name="home"),
+    # The chat: the home page, its conversations and /api/conversations/.
+    path("", include("chat.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     # Settings > Account and /api/keys/ (API keys).

@@ -57,6 +57,9 @@ class Behaviour:
     health_status: int = 200
     # Generation.
     tokens: int = 8  # capped by the request's max_tokens (finish_reason "length")
+    # When set, the answer is this text (one token per word, whitespace kept)
+    # instead of "tok0 tok1 ...": e.g. hostile markup for the chat's XSS tests.
+    text: str | None = None
     token_delay: float = 0.0  # seconds between content chunks
     first_byte_delay: float = 0.0  # seconds before the status line
     usage: str = "asked"  # "asked" (stream_options.include_usage), "never", "always"

@@ -122,9 +122,14 @@ class _Handlers:
         early = await _before_answer(b)
         if early is not None:
             return early
+        pieces = (
+            wire.text_pieces(b.text)
+            if b.text is not None
+            else [wire.fake_token(i) for i in range(b.tokens)]
+        )
         limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
-        count = min(b.tokens, limit) if isinstance(limit, int) else b.tokens
-        finish = "length" if count < b.tokens else "stop"
+        count = min(len(pieces), limit) if isinstance(limit, int) else len(pieces)
+        finish = "length" if count < len(pieces) else "stop"
         usage = wire.usage_body(wire.prompt_tokens_count(payload), count)
         ids = {
             "request_id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}",
@@ -135,7 +140,7 @@ class _Handlers:
             await asyncio.sleep(b.token_delay * count)
             build = wire.chat_completion_body if chat else wire.completion_body
             answer = None if b.usage == "never" else usage
-            text = wire.fake_text(count)
+            text = "".join(pieces[:count])
             return web.json_response(
                 build(**ids, text=text, finish_reason=finish, usage=answer)
             )
@@ -158,7 +163,7 @@ class _Handlers:
             return wire.sse(body)
 
         events: Events = [(chunk(""), False)] if chat else []
-        events += [(chunk(wire.fake_token(i)), True) for i in range(count)]
+        events += [(chunk(piece), True) for piece in pieces[:count]]
         events.append((chunk(None, finish), False))
         if b.usage == "always" or (b.usage == "asked" and asked):
             object_ = "chat.completion.chunk" if chat else "text_completion"

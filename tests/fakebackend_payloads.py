@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 import struct
 from typing import Any
 
@@ -27,6 +28,11 @@ def fake_token(index: int) -> str:
 def fake_text(tokens: int) -> str:
     """The full text the fake generates for `tokens` tokens: 'tok0 tok1 ...'."""
     return "".join(fake_token(i) for i in range(tokens))
+
+
+def text_pieces(text: str) -> list[str]:
+    """`text` as streamed tokens: each word with the whitespace after it."""
+    return re.findall(r"\s*\S+\s*", text) if text.strip() else [text]
 
 
 def prompt_tokens_count(payload: dict[str, Any]) -> int:

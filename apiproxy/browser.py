@@ -1,0 +1,303 @@
+"""The browser door: how the chat page's streaming call enters the proxy.
+
+Mounted in portal/asgi.py beside the API door, for a browser app (the chat,
+chat.stream) that says what one call means through a `BrowserTurn`. A request:
+
+1. is read (bounded) and, in ONE worker-thread hop, passes Django's own
+   session loading, `django.contrib.auth.get_user` and `CsrfViewMiddleware`
+   (the real middleware code, not a copy), then the turn's `prepare`, which
+   may read and write the database and returns the OpenAI request to send;
+2. goes through the same pipeline as an API request (quota, rate limits,
+   queue, relay, meter) as browser traffic: no key, the user's own bucket
+   with its reserved browser share, first in the queues, metered as
+   `source="browser"`;
+3. when the response has ended, however it ended (finished, the user pressed
+   Stop, an error), the turn's `finish` runs once in a second hop with the
+   text the browser was sent, so a stopped answer keeps what was shown.
+
+Nothing touches Django between those hops: the stream itself stays on the
+lean path, and it is relayed byte for byte (the text is read from a copy).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.exceptions import SuspiciousOperation
+from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+
+from accounts.selectors import KeyPrincipal
+from apiproxy.app import exchange_serve
+from apiproxy.errors import ProxyError
+from apiproxy.exchange import Exchange
+from apiproxy.handlers import completion_handle
+from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read
+from apiproxy.outcome import RequestOutcome
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# An error answer is short; a copy is kept only to show its message.
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass
+class BrowserResult:
+    """How a browser call ended, for `BrowserTurn.finish`."""
+
+    text: str  # the assistant text the browser was sent
+    error: str  # the error message it was shown, "" if none
+    outcome: RequestOutcome  # tokens, finish reason, status, request id
+
+
+class BrowserTurn(Protocol):
+    """What a browser app decides about one call (one instance per request)."""
+
+    def prepare(self, *, request: HttpRequest, principal: KeyPrincipal) -> bytes:
+        """In the Django hop, after the session and CSRF checks passed
+        (`request.user` is the active user): the body of the chat completion
+        request to send. Raise ProxyError to refuse."""
+        ...
+
+    def finish(self, *, result: BrowserResult) -> None:
+        """Once, after the response ended; not called if `prepare` refused."""
+        ...
+
+
+def _in_worker(function: Callable[..., T]) -> Callable[..., T]:
+    def run(*args: Any, **kwargs: Any) -> T:
+        # As Django does around each request: drop connections that broke or
+        # outlived CONN_MAX_AGE.
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return run
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover
+    raise AssertionError("the browser door never calls a view")
+
+
+def _door_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover
+    raise AssertionError("only named for CsrfViewMiddleware.process_view")
+
+
+def _django_gate(
+    scope: dict[str, Any], body: bytes, turn: BrowserTurn
+) -> tuple[KeyPrincipal, bytes]:
+    """Session, user and CSRF as Django's middleware would decide them, then
+    the turn's own preparation, all in one worker-thread hop."""
+    request = ASGIRequest(scope, io.BytesIO(body))
+    try:
+        SessionMiddleware(_no_response).process_request(request)
+        request.user = auth.get_user(request)
+        csrf = CsrfViewMiddleware(_no_response)
+        csrf.process_request(request)
+        refused = csrf.process_view(request, _door_view, (), {})
+    except SuspiciousOperation:  # a Host header not in ALLOWED_HOSTS, ...
+        raise ProxyError(400, "Bad request.", code="bad_request") from None
+    if refused is not None:
+        raise ProxyError(
+            403,
+            "The page's security token is missing or out of date. Reload the page.",
+            type="permission_error",
+            code="csrf_failed",
+        )
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        raise ProxyError(
+            401,
+            "You are not logged in (any more). Reload the page to log in.",
+            type="authentication_error",
+            code="not_authenticated",
+        )
+    group_ids = tuple(sorted(user.groups.values_list("pk", flat=True)))
+    principal = KeyPrincipal(
+        # The browser holds no key: the steps that look at keys check
+        # `Exchange.browser` first, and the meter records key_id None.
+        key_id=None,  # type: ignore[arg-type]
+        lookup_id="",
+        display="browser session",
+        user_id=user.pk,
+        username=user.get_username(),
+        is_staff=user.is_staff,
+        group_ids=group_ids,
+        allowed_models=None,
+        expires_at=None,
+    )
+    return principal, turn.prepare(request=request, principal=principal)
+
+
+class StreamText:
+    """Reads the assistant text (and any error message) from what is sent to
+    the browser, without touching the bytes relayed."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.error = ""
+        self._parts: list[str] = []
+        self._events = False
+        self._pending = b""
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def feed(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+            self._events = content_type.startswith(b"text/event-stream")
+            return
+        body = message.get("body", b"")
+        if not self._events:
+            if len(self._pending) < _ERROR_BODY_LIMIT:
+                self._pending += body
+            if not message.get("more_body", False):
+                self._error_from(self._pending)
+            return
+        *lines, self._pending = (self._pending + body).split(b"\n")
+        for line in lines:
+            self._line(line.rstrip(b"\r"))
+
+    def _line(self, line: bytes) -> None:
+        if not line.startswith(b"data:"):
+            return  # comments (queue positions), blank separators
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        if "error" in event:
+            self._error_from(data)
+        for choice in event.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str):
+                self._parts.append(content)
+
+    def _error_from(self, body: bytes) -> None:
+        try:
+            error = json.loads(body).get("error") or {}
+            self.error = str(error.get("message") or "error")
+        except (ValueError, AttributeError):
+            self.error = "error"
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive that yields `body` first, then the client's own messages (the
+    disconnect guard listens to those)."""
+    given = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _with_length(headers: Headers, length: int) -> Headers:
+    kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+    return [
+        *kept,
+        (b"content-type", b"application/json"),
+        (b"content-length", str(length).encode()),
+    ]
+
+
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+
+def browser_application(turn_factory: Callable[[], BrowserTurn]) -> ASGIApp:
+    """An ASGI app serving one browser app's streaming calls (POST only)."""
+
+    async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request_id = "req_" + uuid.uuid4().hex
+        outcome = RequestOutcome(
+            request_id=request_id, endpoint="chat/completions", source="browser"
+        )
+        response_headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        seen = StreamText()
+        turn = turn_factory()
+        prepared = False
+
+        async def observed_send(message: dict[str, Any]) -> None:
+            seen.feed(message)
+            await send(message)
+
+        async def step(tracked_send: TrackedSend) -> None:
+            nonlocal prepared
+            if scope["method"] != "POST":
+                raise ProxyError(
+                    405,
+                    "Only POST is allowed here.",
+                    code="method_not_allowed",
+                    headers=[(b"allow", b"POST")],
+                )
+            raw = await body_read(
+                receive, scope["headers"], limit=settings.MAX_REQUEST_BYTES
+            )
+            gate = sync_to_async(_in_worker(_django_gate), thread_sensitive=False)
+            principal, body = await gate(scope, raw, turn)
+            prepared = True
+            outcome.user_id = principal.user_id
+            exchange = Exchange(
+                receive=_replaying(body, receive),
+                send=tracked_send,
+                headers=_with_length(scope["headers"], len(body)),
+                principal=principal,
+                outcome=outcome,
+                response_headers=response_headers,
+                browser=True,
+            )
+            await completion_handle(exchange, "chat/completions")
+
+        try:
+            await exchange_serve(
+                observed_send,
+                outcome=outcome,
+                response_headers=response_headers,
+                step=step,
+            )
+        finally:
+            if prepared:
+                result = BrowserResult(
+                    text=seen.text, error=seen.error, outcome=outcome
+                )
+                try:
+                    finish = sync_to_async(
+                        _in_worker(turn.finish), thread_sensitive=False
+                    )
+                    await finish(result=result)
+                except Exception:
+                    logger.exception("could not record browser request %s", request_id)
+
+    return application

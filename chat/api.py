@@ -1,0 +1,158 @@
+"""`/api/conversations/`: the chat's conversations in JSON, for the page.
+
+Session authentication with CSRF (the DRF default in settings). Another
+user's conversation is simply not found (404), whatever the method. Errors
+read `{"error": {"code", "message"}}`, invalid input adds `fields`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from chat.models import TITLE_MAX_LENGTH, Conversation, Message
+from chat.selectors import (
+    chat_model_get,
+    conversation_get,
+    conversation_list,
+    message_list,
+)
+from chat.services import conversation_create, conversation_delete, conversation_update
+
+SYSTEM_PROMPT_MAX_LENGTH = 20_000
+
+
+def conversation_summary(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.pk,
+        "title": conversation.title,
+        "model": conversation.model,
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "images": message.images,
+        "model": message.model,
+        "finish_reason": message.finish_reason,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+    }
+
+
+def conversation_data(conversation: Conversation) -> dict[str, Any]:
+    return {
+        **conversation_summary(conversation),
+        "system_prompt": conversation.system_prompt,
+        "temperature": conversation.temperature,
+        "messages": [message_data(m) for m in message_list(conversation=conversation)],
+    }
+
+
+class ConversationSerializer(serializers.Serializer):
+    title = serializers.CharField(
+        max_length=TITLE_MAX_LENGTH, allow_blank=True, required=False
+    )
+    model = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    system_prompt = serializers.CharField(
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        allow_blank=True,
+        required=False,
+        trim_whitespace=False,
+    )
+    temperature = serializers.FloatField(
+        min_value=0.0, max_value=2.0, allow_null=True, required=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise ValidationError(
+                    {name: ["This field cannot be set."] for name in unknown}
+                )
+        model = attrs.get("model")
+        user = self.context["user"]
+        if model and chat_model_get(user=user, public_id=model) is None:
+            raise ValidationError({"model": ["You cannot use this model."]})
+        return attrs
+
+
+def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"": exc.detail}
+        error: dict[str, Any] = {
+            "code": "invalid",
+            "message": "Invalid input.",
+            "fields": fields,
+        }
+    elif isinstance(exc, APIException):
+        codes = exc.get_codes()
+        error = {
+            "code": codes if isinstance(codes, str) else "error",
+            "message": str(exc.detail),
+        }
+    else:  # Http404, turned into a response by DRF
+        error = {"code": "not_found", "message": "Not found."}
+    response.data = {"error": error}
+    return response
+
+
+class _ChatApiView(APIView):
+    def get_exception_handler(self):  # type: ignore[no-untyped-def]
+        return _error_handler
+
+    def _conversation(self, request: Request, conversation_id: int) -> Conversation:
+        conversation = conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
+        if conversation is None:
+            raise Http404
+        return conversation
+
+    def _changes(self, request: Request) -> dict[str, Any]:
+        serializer = ConversationSerializer(
+            data=request.data, context={"user": request.user}
+        )
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
+class ConversationListView(_ChatApiView):
+    def get(self, request: Request) -> Response:
+        query = request.query_params.get("q", "")[:200]
+        conversations = conversation_list(user=request.user, query=query)
+        return Response({"data": [conversation_summary(c) for c in conversations]})
+
+    def post(self, request: Request) -> Response:
+        conversation = conversation_create(user=request.user, **self._changes(request))
+        return Response(conversation_data(conversation), status=status.HTTP_201_CREATED)
+
+
+class ConversationDetailView(_ChatApiView):
+    def get(self, request: Request, conversation_id: int) -> Response:
+        return Response(conversation_data(self._conversation(request, conversation_id)))
+
+    def patch(self, request: Request, conversation_id: int) -> Response:
+        conversation = self._conversation(request, conversation_id)
+        conversation = conversation_update(
+            conversation=conversation, **self._changes(request)
+        )
+        return Response(conversation_summary(conversation))
+
+    def delete(self, request: Request, conversation_id: int) -> Response:
+        conversation_delete(conversation=self._conversation(request, conversation_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,111 @@
+"""Reads for the chat: a user's conversations (never anyone else's) and the
+models the chat offers them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apiproxy.selectors import model_list_for_user
+from chat.models import Conversation, Message
+
+# Sampling parameters the chat passes on from a model's recommended_params
+# (staff set them in admin); anything else there is shown but not sent.
+SAMPLING_PARAMS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "max_tokens",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class ChatModel:
+    """A model as the chat's picker shows it."""
+
+    public_id: str
+    display_name: str
+    context_window: int
+    max_output_tokens: int | None
+    capabilities: tuple[str, ...]
+    recommended_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vision(self) -> bool:
+        return "vision" in self.capabilities
+
+    def sampling_defaults(self) -> dict[str, int | float]:
+        """The recommended parameters a request may carry (numbers only)."""
+        return {
+            name: value
+            for name, value in self.recommended_params.items()
+            if name in SAMPLING_PARAMS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.public_id,
+            "name": self.display_name,
+            "context_window": self.context_window,
+            "max_output_tokens": self.max_output_tokens,
+            "capabilities": list(self.capabilities),
+            "recommended": self.sampling_defaults(),
+        }
+
+
+def chat_model_list(*, user: Any) -> list[ChatModel]:
+    """The chat-capable models `user` may use now, by display name."""
+    models = model_list_for_user(user=user).filter(supports_chat=True)
+    found = [
+        ChatModel(
+            public_id=model.public_id,
+            display_name=model.display_name or model.public_id,
+            context_window=model.context_window,
+            max_output_tokens=model.max_output_tokens,
+            capabilities=tuple(sorted(model.capabilities)),
+            recommended_params=dict(model.recommended_params or {}),
+        )
+        for model in models
+    ]
+    return sorted(found, key=lambda m: m.display_name.lower())
+
+
+def chat_model_get(*, user: Any, public_id: str) -> ChatModel | None:
+    if not public_id:
+        return None
+    for model in chat_model_list(user=user):
+        if model.public_id == public_id:
+            return model
+    return None
+
+
+def conversation_list(
+    *, user: Any, query: str = "", limit: int = 100
+) -> QuerySet[Conversation]:
+    """The user's conversations, most recently active first; `query` matches
+    titles (case-insensitive)."""
+    conversations = Conversation.objects.filter(user=user)
+    query = query.strip()
+    if query:
+        conversations = conversations.filter(title__icontains=query)
+    return conversations.only("id", "title", "model", "updated_at")[:limit]
+
+
+def conversation_get(*, user: Any, conversation_id: int) -> Conversation | None:
+    """One of the user's own conversations; anyone else's is simply not found."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Conversation.objects.filter(user=user, pk=conversation_id).first()
+
+
+def message_list(*, conversation: Conversation) -> QuerySet[Message]:
+    return Message.objects.filter(conversation=conversation).order_by("id")

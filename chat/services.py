@@ -1,0 +1,191 @@
+"""Writes for the chat: conversations and the turns of a conversation.
+
+A turn is written in two steps around the streamed answer: `conversation_turn_start`
+records what the user asked before the proxy is called, and
+`conversation_reply_record` records the answer once the response has ended,
+however it ended (finished, stopped by the user, cut by an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat.models import TITLE_MAX_LENGTH, Conversation, Message
+
+TITLE_FROM_MESSAGE_LENGTH = 60
+ACTIONS = ("send", "regenerate", "edit")
+# "Not given", where None is a meaningful value (temperature).
+_UNSET: Any = object()
+
+
+class TurnError(ValueError):
+    """The turn cannot be taken (nothing to regenerate, an empty message)."""
+
+
+def _title_from(content: str, images: Sequence[str]) -> str:
+    first_line = next(
+        (line.strip() for line in content.splitlines() if line.strip()), ""
+    )
+    if not first_line:
+        return "Image" if images else "New chat"
+    if len(first_line) > TITLE_FROM_MESSAGE_LENGTH:
+        return first_line[: TITLE_FROM_MESSAGE_LENGTH - 1].rstrip() + "…"
+    return first_line
+
+
+def conversation_create(
+    *,
+    user: Any,
+    title: str = "",
+    model: str = "",
+    system_prompt: str = "",
+    temperature: float | None = None,
+) -> Conversation:
+    """A new, empty conversation of `user`. Its title stays empty until set or
+    taken from the first message."""
+    return Conversation.objects.create(
+        user=user,
+        title=title.strip()[:TITLE_MAX_LENGTH],
+        model=model,
+        system_prompt=system_prompt,
+        temperature=temperature,
+    )
+
+
+def conversation_update(
+    *,
+    conversation: Conversation,
+    title: str | None = None,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    temperature: float | None = _UNSET,
+) -> Conversation:
+    """Change the given settings only (None leaves a field alone, except for
+    `temperature`, where None means "the model's recommendation")."""
+    changed: list[str] = []
+    if title is not None:
+        conversation.title = title.strip()[:TITLE_MAX_LENGTH]
+        changed.append("title")
+    if model is not None:
+        conversation.model = model
+        changed.append("model")
+    if system_prompt is not None:
+        conversation.system_prompt = system_prompt
+        changed.append("system_prompt")
+    if temperature is not _UNSET:
+        conversation.temperature = temperature
+        changed.append("temperature")
+    if changed:
+        conversation.save(update_fields=[*changed, "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation and its messages. A reply still streaming into
+    it is then simply not recorded (conversation_reply_record)."""
+    conversation.delete()
+
+
+@transaction.atomic
+def conversation_turn_start(
+    *,
+    conversation: Conversation,
+    action: str,
+    content: str = "",
+    images: Sequence[str] = (),
+) -> Message:
+    """Record the user's side of a turn and return the user message the
+    answer will follow.
+
+    - send: a new user message (text, images or both);
+    - regenerate: answer the last user message again (its old answer is
+      replaced only when the new one is recorded, so a refused request, e.g.
+      over the rate limit, loses nothing);
+    - edit: the last user message gets `content`; answers after it go at once,
+      since they answered the old text.
+    """
+    if action not in ACTIONS:
+        raise TurnError(f"Unknown action {action!r}.")
+    last_user = (
+        Message.objects.select_for_update()
+        .filter(conversation=conversation, role=Message.Role.USER)
+        .order_by("-id")
+        .first()
+    )
+    if action == "send":
+        if not content.strip() and not images:
+            raise TurnError("Write a message or attach an image first.")
+        message = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=content,
+            images=list(images),
+        )
+    elif last_user is None:
+        raise TurnError("There is no message of yours to answer yet.")
+    elif action == "regenerate":
+        message = last_user
+    else:
+        if not content.strip() and not last_user.images:
+            raise TurnError("The edited message is empty.")
+        last_user.content = content
+        last_user.save(update_fields=["content"])
+        Message.objects.filter(conversation=conversation, id__gt=last_user.pk).delete()
+        message = last_user
+    changed = ["updated_at"]
+    if not conversation.title:
+        conversation.title = _title_from(message.content, message.images)
+        changed.append("title")
+    conversation.save(update_fields=changed)
+    return message
+
+
+@transaction.atomic
+def conversation_reply_record(
+    *,
+    conversation_id: int,
+    user_message_id: int,
+    content: str,
+    model: str,
+    finish_reason: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    request_id: str,
+) -> Message | None:
+    """Record the answer to `user_message_id`: everything after that message
+    is replaced by it, so regenerating keeps one answer per question.
+
+    Called once per streamed request, after the response ended, with the text
+    the browser was sent: a stream the user stopped keeps what was shown. A
+    request that produced no text records nothing (the browser showed an
+    error instead), and neither does one whose conversation or question was
+    deleted meanwhile.
+    """
+    conversation = (
+        Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    )
+    if conversation is None:
+        return None
+    question = Message.objects.filter(
+        pk=user_message_id, conversation=conversation, role=Message.Role.USER
+    ).first()
+    if question is None or not content:
+        return None
+    Message.objects.filter(conversation=conversation, id__gt=question.pk).delete()
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content=content,
+        model=model,
+        finish_reason=finish_reason[:32],
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        request_id=request_id[:64],
+    )
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["updated_at"])
+    return reply

@@ -1,0 +1,98 @@
+"""The chat's streaming call: one turn of a conversation through the proxy.
+
+`chat_stream_application` is mounted by portal/asgi.py at STREAM_PATH. The
+browser door (apiproxy.browser) checks the session and CSRF token and meters
+the call as browser traffic; `ChatTurn` says what the call is: it records the
+user's message and builds the completion request from the stored
+conversation before the answer, and records the answer after it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest
+
+from accounts.selectors import KeyPrincipal
+from apiproxy.browser import BrowserResult, browser_application
+from apiproxy.errors import ProxyError
+from chat.selectors import chat_model_get, conversation_get, message_list
+from chat.services import TurnError, conversation_reply_record, conversation_turn_start
+from chat.turns import TurnRequestInvalid, completion_body_build, turn_request_parse
+
+STREAM_PATH = "chat/stream/"
+
+
+class ChatTurn:
+    """apiproxy.browser.BrowserTurn for the chat (one per request)."""
+
+    def __init__(self) -> None:
+        self.conversation_id: int | None = None
+        self.question_id: int | None = None
+        self.model = ""
+
+    def prepare(self, *, request: HttpRequest, principal: KeyPrincipal) -> bytes:
+        try:
+            turn = turn_request_parse(request.body)
+        except TurnRequestInvalid as error:
+            raise ProxyError(400, str(error), code="invalid_turn") from None
+        conversation = conversation_get(
+            user=request.user, conversation_id=turn.conversation_id
+        )
+        if conversation is None:
+            raise ProxyError(
+                404, "This conversation does not exist.", code="conversation_not_found"
+            )
+        model = chat_model_get(user=request.user, public_id=conversation.model)
+        if model is None:
+            message = (
+                f"The model '{conversation.model}' is not available to you now. "
+                "Pick another model."
+                if conversation.model
+                else "Pick a model first."
+            )
+            raise ProxyError(400, message, code="model_not_found", param="model")
+        if turn.images and not model.vision:
+            raise ProxyError(
+                400,
+                f"{model.display_name} cannot read images. Pick a model marked "
+                "'vision', or remove the images.",
+                code="model_lacks_vision",
+            )
+        try:
+            question = conversation_turn_start(
+                conversation=conversation,
+                action=turn.action,
+                content=turn.content,
+                images=turn.images,
+            )
+        except TurnError as error:
+            raise ProxyError(400, str(error), code="invalid_turn") from None
+        self.conversation_id, self.question_id = conversation.pk, question.pk
+        self.model = model.public_id
+        history = list(
+            message_list(conversation=conversation).filter(id__lte=question.pk)
+        )
+        body = completion_body_build(
+            conversation=conversation, history=history, model=model
+        )
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def finish(self, *, result: BrowserResult) -> None:
+        if self.conversation_id is None or self.question_id is None:
+            return
+        outcome = result.outcome
+        finish_reason = outcome.finish_reason or ("error" if result.error else "")
+        conversation_reply_record(
+            conversation_id=self.conversation_id,
+            user_message_id=self.question_id,
+            content=result.text,
+            model=self.model,
+            finish_reason=finish_reason,
+            prompt_tokens=outcome.prompt_tokens or None,
+            completion_tokens=outcome.completion_tokens or None,
+            request_id=outcome.request_id,
+        )
+
+
+chat_stream_application = browser_application(ChatTurn)

@@ -1,0 +1,570 @@
+// The chat page: messages, the composer, the model picker and settings.
+// Conversations are stored by the server; this script shows them and sends
+// one turn at a time through the browser door (stream.js).
+(function () {
+  "use strict";
+
+  var Render = window.PorticoRender;
+  var Stream = window.PorticoStream;
+  var Sidebar = window.PorticoSidebar;
+
+  var root = document.getElementById("chat");
+  var state = JSON.parse(document.getElementById("chat-state").textContent);
+  var models = state.models;
+  var conversation = state.conversation; // null until the first message
+  var messages = conversation ? conversation.messages : [];
+
+  var pane = document.getElementById("messages");
+  var emptyNote = document.getElementById("chat-empty");
+  var form = document.getElementById("composer");
+  var prompt = document.getElementById("prompt");
+  var sendButton = document.getElementById("send");
+  var stopButton = document.getElementById("stop");
+  var picker = document.getElementById("model-picker");
+  var modelInfo = document.getElementById("model-info");
+  var systemPrompt = document.getElementById("system-prompt");
+  var temperature = document.getElementById("temperature");
+  var recommended = document.getElementById("recommended");
+  var noticeBox = document.getElementById("notice");
+  var attachButton = document.getElementById("attach");
+  var fileInput = document.getElementById("file-input");
+  var attachmentsBox = document.getElementById("attachments");
+  var editBanner = document.getElementById("edit-banner");
+
+  var MAX_IMAGES = 4;
+  var MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+  var busy = false;
+  var editing = false;
+  var controller = null;
+  var attachments = []; // data URLs
+  var settingsSaved = Promise.resolve();
+
+  // -- small helpers --------------------------------------------------------
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function notice(text) {
+    noticeBox.textContent = text || "";
+    noticeBox.hidden = !text;
+  }
+
+  function modelById(id) {
+    return models.find(function (model) {
+      return model.id === id;
+    });
+  }
+
+  function currentModel() {
+    return modelById(picker.value);
+  }
+
+  function copyText(text, button) {
+    function done(label) {
+      var original = button.dataset.label || button.textContent;
+      button.dataset.label = original;
+      button.textContent = label;
+      window.setTimeout(function () {
+        button.textContent = original;
+      }, 1500);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () {
+          done("Copied");
+        },
+        function () {
+          done("Copy failed");
+        }
+      );
+    } else {
+      done("Copy failed");
+    }
+  }
+
+  function formatNumber(n) {
+    return Number(n).toLocaleString("en");
+  }
+
+  // -- messages -------------------------------------------------------------
+
+  function usageText(message) {
+    if (message.prompt_tokens == null && message.completion_tokens == null) {
+      return "";
+    }
+    return formatNumber(message.prompt_tokens || 0) + " in · " +
+      formatNumber(message.completion_tokens || 0) + " out";
+  }
+
+  function endingText(reason) {
+    return {
+      client_disconnect: "Stopped",
+      length: "Cut at the length limit",
+      backend_error: "Broke off",
+      error: "Broke off",
+    }[reason] || "";
+  }
+
+  function decorateCode(body) {
+    body.querySelectorAll(".code-block").forEach(function (block) {
+      var head = el("div", "code-head");
+      head.appendChild(el("span", "code-lang", block.dataset.lang || "text"));
+      var button = el("button", "copy-code link", "Copy code");
+      button.type = "button";
+      button.addEventListener("click", function () {
+        copyText(block.querySelector("code").textContent, button);
+      });
+      head.appendChild(button);
+      block.insertBefore(head, block.firstChild);
+    });
+  }
+
+  function fillBody(view) {
+    var message = view.message;
+    if (message.role === "user") {
+      view.body.replaceChildren(el("div", "user-text", message.content));
+      (message.images || []).forEach(function (url) {
+        var img = el("img", "attached");
+        img.src = url;
+        img.alt = "attached image";
+        view.body.appendChild(img);
+      });
+    } else {
+      view.body.replaceChildren(Render.markdown(message.content));
+      decorateCode(view.body);
+    }
+  }
+
+  function fillMeta(view) {
+    var message = view.message;
+    view.meta.replaceChildren();
+    var facts = [endingText(message.finish_reason), message.model, usageText(message)];
+    facts.filter(Boolean).forEach(function (fact) {
+      view.meta.appendChild(el("span", "fact", fact));
+    });
+    var copy = el("button", "link", "Copy");
+    copy.type = "button";
+    copy.dataset.act = "copy";
+    copy.addEventListener("click", function () {
+      copyText(message.content, copy);
+    });
+    view.meta.appendChild(copy);
+  }
+
+  var views = [];
+
+  function addView(message) {
+    var node = el("article", "msg " + message.role);
+    node.appendChild(el("div", "msg-role", message.role === "user" ? "You" : "Assistant"));
+    var body = el("div", "msg-body");
+    var meta = el("div", "msg-meta");
+    node.append(body, meta);
+    var view = { message: message, node: node, body: body, meta: meta };
+    fillBody(view);
+    fillMeta(view);
+    pane.appendChild(node);
+    views.push(view);
+    emptyNote.hidden = true;
+    return view;
+  }
+
+  function refreshActions() {
+    views.forEach(function (view) {
+      view.meta.querySelectorAll("[data-act=regenerate],[data-act=edit]").forEach(function (b) {
+        b.remove();
+      });
+    });
+    if (busy || !views.length) {
+      return;
+    }
+    var last = views[views.length - 1];
+    var action = el("button", "link", last.message.role === "user" ? "Answer" : "Regenerate");
+    action.type = "button";
+    action.dataset.act = "regenerate";
+    action.addEventListener("click", regenerate);
+    last.meta.appendChild(action);
+    for (var i = views.length - 1; i >= 0; i--) {
+      if (views[i].message.role === "user") {
+        var edit = el("button", "link", "Edit");
+        edit.type = "button";
+        edit.dataset.act = "edit";
+        edit.addEventListener("click", startEdit);
+        views[i].meta.appendChild(edit);
+        break;
+      }
+    }
+  }
+
+  function dropViewsAfter(index) {
+    views.splice(index + 1).forEach(function (view) {
+      view.node.remove();
+    });
+  }
+
+  function lastUserIndex() {
+    for (var i = views.length - 1; i >= 0; i--) {
+      if (views[i].message.role === "user") {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  function scrollDown() {
+    pane.scrollTop = pane.scrollHeight;
+  }
+
+  // -- the model picker and settings ---------------------------------------
+
+  function showModel() {
+    var model = currentModel();
+    if (!model) {
+      modelInfo.textContent = "";
+      recommended.textContent = "";
+      return;
+    }
+    var window_ = formatNumber(model.context_window) + "-token context";
+    var caps = model.capabilities.filter(function (c) {
+      return c !== "completions";
+    });
+    modelInfo.textContent = window_ + " · " + caps.join(", ");
+    var params = Object.keys(model.recommended).map(function (name) {
+      return name + " " + model.recommended[name];
+    });
+    recommended.textContent = params.length
+      ? "Recommended for this model: " + params.join(", ") + ". Used unless you set a temperature."
+      : "No recommended parameters for this model: the server's defaults apply.";
+    temperature.placeholder = model.recommended.temperature !== undefined
+      ? "recommended " + model.recommended.temperature
+      : "model default";
+    attachButton.classList.toggle("unavailable", !model.capabilities.includes("vision"));
+    if (attachments.length && !model.capabilities.includes("vision")) {
+      notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
+    } else {
+      notice("");
+    }
+  }
+
+  function saveSettings(changes) {
+    if (!conversation) {
+      return;
+    }
+    settingsSaved = settingsSaved
+      .then(function () {
+        return Sidebar.api("PATCH", Sidebar.conversationUrl(conversation.id), changes);
+      })
+      .catch(function (error) {
+        notice("Could not save the settings: " + error.message);
+      });
+  }
+
+  function temperatureValue() {
+    var raw = temperature.value.trim();
+    if (!raw) {
+      return null;
+    }
+    var value = Number(raw);
+    return isNaN(value) ? null : Math.min(2, Math.max(0, value));
+  }
+
+  function saveModel() {
+    if (conversation && conversation.model !== picker.value) {
+      conversation.model = picker.value;
+      saveSettings({ model: picker.value });
+    }
+  }
+
+  picker.addEventListener("change", function () {
+    showModel();
+    saveModel();
+  });
+  systemPrompt.addEventListener("change", function () {
+    saveSettings({ system_prompt: systemPrompt.value });
+  });
+  temperature.addEventListener("change", function () {
+    saveSettings({ temperature: temperatureValue() });
+  });
+
+  // -- attachments ----------------------------------------------------------
+
+  function showAttachments() {
+    attachmentsBox.replaceChildren();
+    attachments.forEach(function (url, index) {
+      var chip = el("span", "attachment");
+      var img = el("img");
+      img.src = url;
+      img.alt = "image " + (index + 1);
+      var remove = el("button", "link", "✕");
+      remove.type = "button";
+      remove.setAttribute("aria-label", "Remove image " + (index + 1));
+      remove.addEventListener("click", function () {
+        attachments.splice(index, 1);
+        showAttachments();
+        showModel();
+      });
+      chip.append(img, remove);
+      attachmentsBox.appendChild(chip);
+    });
+  }
+
+  function readFile(file) {
+    return new Promise(function (resolve, reject) {
+      var reader = new FileReader();
+      reader.onload = function () {
+        resolve(reader.result);
+      };
+      reader.onerror = reject;
+      reader.readAsDataURL(file);
+    });
+  }
+
+  attachButton.addEventListener("click", function () {
+    var model = currentModel();
+    if (!model || !model.capabilities.includes("vision")) {
+      notice((model ? model.name : "This model") + " cannot read images. Pick a model marked " +
+        "'vision' to attach images.");
+      return;
+    }
+    fileInput.click();
+  });
+
+  fileInput.addEventListener("change", async function () {
+    var files = Array.prototype.slice.call(fileInput.files);
+    fileInput.value = "";
+    for (var i = 0; i < files.length; i++) {
+      var file = files[i];
+      if (!/^image\/(png|jpeg|gif|webp)$/.test(file.type)) {
+        notice(file.name + ": only PNG, JPEG, GIF and WebP images can be attached.");
+        continue;
+      }
+      if (file.size > MAX_IMAGE_BYTES) {
+        notice(file.name + " is larger than 5 MB.");
+        continue;
+      }
+      if (attachments.length >= MAX_IMAGES) {
+        notice("At most " + MAX_IMAGES + " images per message.");
+        break;
+      }
+      attachments.push(await readFile(file));
+    }
+    showAttachments();
+  });
+
+  // -- sending --------------------------------------------------------------
+
+  function setBusy(value) {
+    busy = value;
+    sendButton.hidden = value;
+    stopButton.hidden = !value;
+    picker.disabled = value || !models.length;
+    refreshActions();
+  }
+
+  async function ensureConversation() {
+    if (conversation) {
+      return conversation;
+    }
+    var body = { model: picker.value, system_prompt: systemPrompt.value };
+    var t = temperatureValue();
+    if (t !== null) {
+      body.temperature = t;
+    }
+    conversation = await Sidebar.api("POST", root.dataset.apiUrl, body);
+    Sidebar.setCurrent(conversation.id);
+    window.history.replaceState(null, "", Sidebar.pageUrl(conversation.id));
+    return conversation;
+  }
+
+  async function runTurn(payload, answerView) {
+    controller = new AbortController();
+    setBusy(true);
+    var message = answerView.message;
+    var pending = false;
+    function paint() {
+      if (pending) {
+        return;
+      }
+      pending = true;
+      window.requestAnimationFrame(function () {
+        pending = false;
+        fillBody(answerView);
+        scrollDown();
+      });
+    }
+    answerView.body.replaceChildren(el("p", "waiting muted", "Waiting for the model…"));
+    try {
+      var result = await Stream.run(root.dataset.streamUrl, root.dataset.csrf, payload,
+        controller.signal, {
+          onWaiting: function (place, text) {
+            if (!message.content) {
+              answerView.body.replaceChildren(el("p", "waiting muted", text));
+            }
+          },
+          onDelta: function (text) {
+            message.content += text;
+            paint();
+          },
+          onUsage: function (usage) {
+            message.prompt_tokens = usage.prompt_tokens;
+            message.completion_tokens = usage.completion_tokens;
+          },
+        });
+      message.finish_reason = result.stopped ? "client_disconnect" : "stop";
+    } catch (error) {
+      var text = error instanceof Stream.ChatError ? error.message
+        : "Something went wrong in this page. Reload it and try again.";
+      message.finish_reason = "error";
+      message.error = text;
+    }
+    fillBody(answerView);
+    fillMeta(answerView);
+    if (message.error) {
+      var box = el("p", "msg-error", message.error);
+      box.setAttribute("role", "alert");
+      answerView.body.appendChild(box);
+      answerView.node.classList.add("failed");
+    }
+    controller = null;
+    setBusy(false);
+    scrollDown();
+    Sidebar.refresh().catch(function () {});
+  }
+
+  async function send() {
+    if (busy) {
+      return;
+    }
+    var text = prompt.value;
+    var model = currentModel();
+    if (!model) {
+      notice("Pick a model first.");
+      return;
+    }
+    if (!text.trim() && !attachments.length) {
+      return;
+    }
+    if (attachments.length && !model.capabilities.includes("vision")) {
+      notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
+      return;
+    }
+    notice("");
+    try {
+      await ensureConversation();
+      saveModel();
+      await settingsSaved;
+    } catch (error) {
+      notice("Could not start the conversation: " + error.message);
+      return;
+    }
+    var payload = { conversation: conversation.id, action: editing ? "edit" : "send", content: text };
+    if (editing) {
+      var index = lastUserIndex();
+      views[index].message.content = text;
+      fillBody(views[index]);
+      dropViewsAfter(index);
+      stopEditing();
+    } else {
+      payload.images = attachments.slice();
+      addView({ role: "user", content: text, images: attachments.slice() });
+      attachments = [];
+      showAttachments();
+    }
+    prompt.value = "";
+    autosize();
+    var answer = addView({ role: "assistant", content: "", model: model.id });
+    scrollDown();
+    await runTurn(payload, answer);
+  }
+
+  async function regenerate() {
+    if (busy || !conversation) {
+      return;
+    }
+    saveModel();
+    await settingsSaved;
+    var index = lastUserIndex();
+    if (index < 0) {
+      return;
+    }
+    dropViewsAfter(index);
+    var model = currentModel();
+    var answer = addView({ role: "assistant", content: "", model: model ? model.id : "" });
+    await runTurn({ conversation: conversation.id, action: "regenerate" }, answer);
+  }
+
+  function startEdit() {
+    var index = lastUserIndex();
+    if (busy || index < 0) {
+      return;
+    }
+    editing = true;
+    editBanner.hidden = false;
+    prompt.value = views[index].message.content;
+    autosize();
+    prompt.focus();
+  }
+
+  function stopEditing() {
+    editing = false;
+    editBanner.hidden = true;
+  }
+
+  document.getElementById("edit-cancel").addEventListener("click", function () {
+    stopEditing();
+    prompt.value = "";
+    autosize();
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    send();
+  });
+
+  stopButton.addEventListener("click", function () {
+    if (controller) {
+      controller.abort();
+    }
+  });
+
+  prompt.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+
+  function autosize() {
+    prompt.style.height = "auto";
+    prompt.style.height = Math.min(prompt.scrollHeight, 240) + "px";
+  }
+  prompt.addEventListener("input", autosize);
+
+  // -- start ----------------------------------------------------------------
+
+  if (conversation) {
+    Sidebar.setCurrent(conversation.id);
+    if (conversation.model && !modelById(conversation.model)) {
+      notice("This conversation's model (" + conversation.model + ") is not available now. " +
+        "Pick another one to continue.");
+    } else if (conversation.model) {
+      picker.value = conversation.model;
+    }
+    systemPrompt.value = conversation.system_prompt || "";
+    temperature.value = conversation.temperature == null ? "" : conversation.temperature;
+  }
+  messages.forEach(addView);
+  refreshActions();
+  showModel();
+  scrollDown();
+  root.classList.add("ready");
+
+  window.PorticoChat = { notice: notice };
+})();
