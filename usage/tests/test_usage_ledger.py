@@ -192,6 +192,7 @@ def test_n_mixed_requests_give_exactly_n_records_that_match_the_backend(
         label = f"{item.model} {item.kind} stream={item.stream}: {record.__dict__}"
         if item.kind == "disconnect":
             assert record.finish_reason == "client_disconnect", label
+            assert record.prompt_tokens > 0, "the prompt is billed"
             assert item.client_tokens <= record.completion_tokens <= produced, label
             total_backend += produced
             total_billed += record.completion_tokens
