@@ -62,3 +62,34 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def core_times() -> dict[int, tuple[int, int]]:
+    """Per core: (busy, total) jiffies since boot, from /proc/stat. Busy counts
+    everything but idle and iowait (steal included: the core was not ours)."""
+    cores: dict[int, tuple[int, int]] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return cores
+    for line in lines:
+        name, *values = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        numbers = [int(value) for value in values]
+        total = sum(numbers[:8])
+        idle = numbers[3] + numbers[4]
+        cores[int(name[3:])] = (total - idle, total)
+    return cores
+
+
+def core_busy(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]
+) -> dict[int, float]:
+    """Share of each core that was busy between two `core_times()`."""
+    busy = {}
+    for core, (busy_after, total_after) in after.items():
+        busy_before, total_before = before.get(core, (0, 0))
+        elapsed = total_after - total_before
+        busy[core] = (busy_after - busy_before) / elapsed if elapsed else 0.0
+    return busy

@@ -13,11 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_seconds, process_tree, rss_bytes
+from bench.common import core_busy, core_times, cpu_seconds, process_tree, rss_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -122,11 +122,13 @@ def server_command(kind: str, port: int) -> list[str]:
             "warning",
             "portal.asgi:application",
         ]
+    # "floor" is bench/floor.py, a bare relay, under the same uvicorn.
+    application = "bench.floor:app" if kind == "floor" else "portal.asgi:application"
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "portal.asgi:application",
+        application,
         "--host",
         "127.0.0.1",
         "--port",
@@ -224,7 +226,13 @@ class Measured:
     server_cpu_ms_per_request: float | None = None
     server_rss_peak: int | None = None
     backend_cpu_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    # Busy share of the client core and of Portico's core during the run, and
+    # Portico's own share of its core: on a shared machine, the difference is
+    # other tenants' load, which throughput and latency then also measure.
+    client_core_busy: float = 0.0
+    portico_core_busy: float = 0.0
+    server_busy: float | None = None
 
 
 def _rss_sampler(server: Server, peak: list[int], done: threading.Event) -> None:
@@ -263,11 +271,14 @@ def measure(
         sampler.start()
         if profile_to is not None:
             spy = _py_spy_start(server, profile_to)
+    cores_before, started = core_times(), time.monotonic()
     try:
         finished = subprocess.run(  # noqa: S603 (fixed argv, no shell)
             command, cwd=ROOT, capture_output=True, text=True, check=False
         )
     finally:
+        wall = time.monotonic() - started
+        busy = core_busy(cores_before, core_times())
         done.set()
         if sampler is not None:
             sampler.join()
@@ -281,6 +292,9 @@ def measure(
         target=server.name if server else "direct",
         load=result,
         backend_cpu_s=round(cpu_seconds([backend.pid]) - backend_before, 3),
+        wall_s=round(wall, 3),
+        client_core_busy=round(busy.get(CLIENT_CORE, 0.0), 3),
+        portico_core_busy=round(busy.get(PORTICO_CORE, 0.0), 3),
     )
     if server is not None:
         spent = server.cpu() - server_before
@@ -290,6 +304,7 @@ def measure(
             round(spent / handled * 1000, 3) if handled else None
         )
         measured.server_rss_peak = peak[0]
+        measured.server_busy = round(spent / wall, 3) if wall else None
     return measured
 
 

@@ -32,6 +32,8 @@ class Summary:
     backend_cpu_s: float
     cpu_ms_per_request: float | None
     rss_peak_mb: float | None
+    server_busy: float | None  # Portico's share of its core
+    others_busy: float  # other processes' share of Portico's core
 
 
 def summarise(runs: list[Measured]) -> Summary:
@@ -40,6 +42,7 @@ def summarise(runs: list[Measured]) -> Summary:
 
     cpu = [r.server_cpu_ms_per_request for r in runs if r.server_cpu_ms_per_request]
     rss = [run.server_rss_peak for run in runs if run.server_rss_peak]
+    busy = [run.server_busy for run in runs if run.server_busy is not None]
     return Summary(
         throughput=avg("throughput"),
         ttft_p50_ms=avg("ttft_p50_ms"),
@@ -53,6 +56,10 @@ def summarise(runs: list[Measured]) -> Summary:
         backend_cpu_s=sum(run.backend_cpu_s for run in runs),
         cpu_ms_per_request=mean(cpu) if cpu else None,
         rss_peak_mb=max(rss) / MB if rss else None,
+        server_busy=mean(busy) if busy else None,
+        others_busy=mean(
+            max(0.0, run.portico_core_busy - (run.server_busy or 0.0)) for run in runs
+        ),
     )
 
 
@@ -335,6 +342,14 @@ def printed(outcome: dict[str, Any], mode: Mode) -> str:
     errors = sum(
         summary.errors for targets in summaries.values() for summary in targets.values()
     )
+    lines += ["", "Portico's core during its runs (others: the rest of this machine):"]
+    for scenario, targets in summaries.items():
+        shares = [
+            f"{name} {summary.server_busy:.0%} (others {summary.others_busy:.0%})"
+            for name, summary in targets.items()
+            if summary.server_busy is not None
+        ]
+        lines.append(f"  {scenario:15} " + ", ".join(shares))
     lines += [
         "",
         f"load generator: at most {loadgen:.0%} of its core in any run"

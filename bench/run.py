@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_meter_off:
             specs.append(("uvicorn-nometer", "uvicorn", {"USAGE_METERING": "false"}))
         specs += [(name, name, {}) for name in args.servers if name != "uvicorn"]
+        backend_url = {"BENCH_BACKEND_URL": f"http://127.0.0.1:{backend_port}"}
+        specs = [
+            (name, kind, {**extra, **backend_url} if kind == "floor" else extra)
+            for name, kind, extra in specs
+        ]
         for name, kind, extra in specs:
             servers.append(procs.server_launch(name, kind, {**env, **extra}, log_dir))
         procs.servers_ready(servers, key)
@@ -231,6 +236,10 @@ def _brief(result: Measured) -> str:
     )
     if result.server_cpu_ms_per_request is not None:
         text += f"  server {result.server_cpu_ms_per_request:.3f} ms/req"
+        text += (
+            f"  core {procs.PORTICO_CORE}: portico {result.server_busy or 0:.0%}"
+            f" of {result.portico_core_busy:.0%} busy"
+        )
     if load["errors"]:
         text += f"  ERRORS {load['errors']} {load['statuses']}"
     return text
@@ -257,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default="uvicorn,granian",
+        default="uvicorn,granian,floor",
         type=lambda value: [name for name in value.split(",") if name],
-        help="comma-separated: uvicorn, granian",
+        help="comma-separated: uvicorn, granian, floor (a bare relay: bench/floor.py)",
     )
     parser.add_argument(
         "--no-meter-off", action="store_true", help="skip the metering-off server"
