@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from django.conf import settings
 
@@ -85,6 +87,35 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
         await rate_limiter.charge(buckets, spent - parsed.prompt_estimate)
 
 
+@asynccontextmanager
+async def route_hold(
+    exchange: Exchange,
+    route: Route,
+    public_model: str,
+    on_position: PositionCallback | None = None,
+) -> AsyncIterator[None]:
+    """Hold a place on this route: counted in flight from the moment it is
+    assigned (so requests arriving together spread over the routes while they
+    wait), then a concurrency slot, both given back however the block ends."""
+    picker.acquire(route)
+    lease = None
+    try:
+        lease = await slot_wait(
+            backend_id=route.backend_id,
+            upstream_model=route.upstream_model,
+            cap=route.max_concurrency,
+            user_id=exchange.principal.user_id,
+            browser=exchange.browser,
+            public_model=public_model,
+            on_position=on_position,
+        )
+        yield
+    finally:
+        picker.release(route)
+        if lease is not None:
+            await board.release(slot_key(route.backend_id, route.upstream_model), lease)
+
+
 async def _relay_with_failover(
     exchange: Exchange, parsed: ParsedRequest, model: CatalogModel
 ) -> None:
@@ -95,32 +126,17 @@ async def _relay_with_failover(
             break
         tried.add(route.backend_id)
         exchange.outcome.backend_id = route.backend_id
-        # Counted in flight from the moment it is assigned, so that requests
-        # arriving together spread over the routes while they wait for slots.
-        picker.acquire(route)
-        lease = None
         try:
-            lease = await slot_wait(
-                backend_id=route.backend_id,
-                upstream_model=route.upstream_model,
-                cap=route.max_concurrency,
-                user_id=exchange.principal.user_id,
-                browser=exchange.browser,
-                public_model=parsed.model,
-                on_position=_position_reporter(exchange, parsed),
-            )
-            await _relay_once(exchange, parsed, route)
+            async with route_hold(
+                exchange, route, parsed.model, _position_reporter(exchange, parsed)
+            ):
+                await _relay_once(exchange, parsed, route)
             return
         except BackendRefused:
             picker.mark_refused(route)
             logger.warning(
                 "backend %s refused a connection; trying another", route.backend_name
             )
-        finally:
-            picker.release(route)
-            if lease is not None:
-                key = slot_key(route.backend_id, route.upstream_model)
-                await board.release(key, lease)
     raise backend_unreachable(parsed.model)
 
 

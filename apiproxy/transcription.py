@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from django.conf import settings
 
 from apiproxy.admission import model_admit, rate_admit, service_class_resolve
-from apiproxy.errors import ProxyError, backend_unreachable, invalid_request
+from apiproxy.errors import backend_unreachable, invalid_request
 from apiproxy.exchange import Exchange
+from apiproxy.handlers import route_hold
 from apiproxy.http import ClientGone, header_get
 from apiproxy.parsing import body_too_large
-from apiproxy.queueing import board, slot_wait
 from apiproxy.relay import (
     BackendRefused,
     relay_json,
@@ -28,7 +28,6 @@ from apiproxy.relay import (
     upstream_open,
 )
 from apiproxy.routing import picker
-from apiproxy.slots import slot_key
 from usage.quota import quota_admit
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]{1,200})"?', re.IGNORECASE)
@@ -113,17 +112,7 @@ async def transcription_handle(exchange: Exchange) -> None:
                 yield chunk
 
     outcome.backend_id = route.backend_id
-    picker.acquire(route)
-    lease = None
-    try:
-        lease = await slot_wait(
-            backend_id=route.backend_id,
-            upstream_model=route.upstream_model,
-            cap=route.max_concurrency,
-            user_id=exchange.principal.user_id,
-            browser=exchange.browser,
-            public_model=public_model,
-        )
+    async with route_hold(exchange, route, public_model):
         try:
             response = await upstream_open(
                 route,
@@ -137,8 +126,6 @@ async def transcription_handle(exchange: Exchange) -> None:
         except BackendRefused:
             picker.mark_refused(route)
             raise backend_unreachable(public_model) from None
-        except ProxyError:
-            raise
         try:
             if response.status >= 400:
                 raise await upstream_error(response, public_model)
@@ -152,7 +139,3 @@ async def transcription_handle(exchange: Exchange) -> None:
             )
         finally:
             response.release()
-    finally:
-        picker.release(route)
-        if lease is not None:
-            await board.release(slot_key(route.backend_id, route.upstream_model), lease)
