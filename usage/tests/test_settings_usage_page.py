@@ -105,6 +105,8 @@ def test_the_usage_page_in_a_browser(portal_server: Any, page: Any, alice) -> No
     for minutes in (1, 2, 3):
         usage_record_make(user=alice, started_at=now - timedelta(minutes=minutes))
     quota_set(user=alice, tokens=100, period="day")
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(portal_server.url + "/accounts/login/")
     page.fill("input[name=login]", "alice")
     page.fill("input[name=password]", PASSWORD)
@@ -117,3 +119,4 @@ def test_the_usage_page_in_a_browser(portal_server: Any, page: Any, alice) -> No
     with page.expect_download() as download:
         page.get_by_text("Download CSV").click()
     assert download.value.suggested_filename.startswith("usage-alice-")
+    assert not [line for line in console if "Content Security Policy" in line]
