@@ -186,7 +186,13 @@
       return;
     }
     var last = views[views.length - 1];
-    var action = el("button", "link", last.message.role === "user" ? "Answer" : "Regenerate");
+    var label = "Regenerate";
+    if (last.message.role === "user") {
+      label = "Answer";
+    } else if (!last.message.content) {
+      label = "Retry";
+    }
+    var action = el("button", "link", label);
     action.type = "button";
     action.dataset.act = "regenerate";
     action.addEventListener("click", regenerate);
@@ -434,6 +440,8 @@
     }
     controller = null;
     setBusy(false);
+    // Counted for the browser tests: a turn has ended when this moves.
+    root.dataset.turns = String(Number(root.dataset.turns || 0) + 1);
     scrollDown();
     Sidebar.refresh().catch(function () {});
   }
