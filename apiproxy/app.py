@@ -105,6 +105,7 @@ async def exchange_serve(
         # Raised before any answer was relayed: nothing is billed.
         outcome.status = error.status
         outcome.finish_reason = error.outcome
+        outcome.error_code = error.code or ""
         outcome.prompt_tokens = outcome.completion_tokens = 0
         if tracked_send.started:
             # A stream already begun (queue position lines): end it with an
@@ -151,8 +152,10 @@ async def exchange_serve(
                 send, status=500, body=error.body(), headers=response_headers
             )
     finally:
-        if outcome.user_id is not None and not endpoint.startswith("models"):
-            outcome_submit(outcome)
+        # Every request is counted and logged; a known user's are also metered
+        # (model listings cost nothing).
+        metered = outcome.user_id is not None and not endpoint.startswith("models")
+        outcome_submit(outcome, meter=metered)
 
 
 async def proxy_application(

@@ -1,8 +1,17 @@
 """ASGI lifespan for the whole process: drain the meter and close the shared
-backend session on shutdown (uvicorn and granian send lifespan events)."""
+backend session on shutdown (uvicorn and granian send lifespan events).
+
+On SIGTERM the server stops accepting and gives running requests its grace
+(uvicorn's --timeout-graceful-shutdown, SHUTDOWN_GRACE); those still running
+then are cancelled, and the server starts the lifespan shutdown at once,
+without waiting for them. Their outcomes are handed to the meter in their
+`finally` clauses, so the shutdown first lets those tasks end (they are
+tracked by `requests_tracked`), then drains.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +19,38 @@ from apiproxy.http import Receive, Send
 from apiproxy.relay import session_close
 
 logger = logging.getLogger(__name__)
+
+ASGIApp = Any
+# Cancelled requests only run their clean-up (a Redis call or two, bounded by
+# short timeouts) before they end.
+SETTLE_SECONDS = 5.0
+
+_requests: set[asyncio.Task[Any]] = set()
+
+
+def requests_tracked(app: ASGIApp) -> ASGIApp:
+    """Wrap the HTTP application so that shutdown knows the request tasks."""
+
+    async def tracked(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            _requests.add(task)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _requests.discard(task)  # type: ignore[arg-type]
+
+    return tracked
+
+
+async def requests_settle(*, within: float = SETTLE_SECONDS) -> None:
+    """Wait until the requests of this loop have ended (cancelled or not)."""
+    loop = asyncio.get_running_loop()
+    running = {t for t in _requests if not t.done() and t.get_loop() is loop}
+    if running:
+        _, late = await asyncio.wait(running, timeout=within)
+        if late:
+            logger.error("shutdown: %d request(s) did not end in time", len(late))
 
 
 async def lifespan_application(
@@ -23,6 +64,7 @@ async def lifespan_application(
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await requests_settle()
             try:
                 await usage_buffer.drain()
             except Exception:

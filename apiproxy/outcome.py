@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from apiproxy.metrics import outcome_observe
+from apiproxy.requestlog import request_log
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -20,6 +26,8 @@ class RequestOutcome:
     status: int = 0
     # stop, length, tool_calls, ... or client_disconnect, backend_error, rejected
     finish_reason: str = ""
+    # The OpenAI error code Portico answered with (backend_unreachable, ...).
+    error_code: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usage_source: str = "estimated"  # reported, counted, estimated
@@ -41,11 +49,18 @@ class RequestOutcome:
         return round((end - self.started_monotonic) * 1000)
 
 
-def outcome_submit(outcome: RequestOutcome) -> None:
-    """Hand the outcome to the meter. Never blocks and never raises: metering
-    must not slow or break a response (the buffer writes in batches)."""
+def outcome_submit(outcome: RequestOutcome, *, meter: bool = True) -> None:
+    """Count the request in the metrics, write its log line and (with `meter`)
+    hand it to the meter. Never blocks and never raises: none of this may slow
+    or break a response (the buffer writes in batches)."""
     from usage.buffer import usage_buffer
 
     if outcome.ended_at is None:
         outcome.ended_at = time.monotonic()
-    usage_buffer.add(outcome)
+    try:
+        outcome_observe(outcome)
+        request_log(outcome)
+    except Exception:
+        logger.exception("metrics or log line of %s failed", outcome.request_id)
+    if meter:
+        usage_buffer.add(outcome)

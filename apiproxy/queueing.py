@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apiproxy.errors import ProxyError
+from apiproxy.metrics import queue_wait_observe
 from apiproxy.slots import slot_key, slot_pool
 
 
@@ -186,6 +187,7 @@ async def slot_wait(
     if not queue.waiting:
         lease = await slot_pool.try_acquire(key, cap)
         if lease is not None:
+            queue_wait_observe(model=public_model, seconds=0.0)
             return lease
     if queue.waiting >= settings.QUEUE_MAX_WAITING:
         raise queue_busy(public_model, None)
@@ -199,11 +201,15 @@ async def slot_wait(
             if remaining <= 0:
                 raise queue_busy(public_model, settings.QUEUE_TIMEOUT)
             try:
-                return await asyncio.wait_for(
+                lease = await asyncio.wait_for(
                     asyncio.shield(waiter.future), timeout=min(remaining, 1.0)
                 )
             except TimeoutError:
                 pass
+            else:
+                waited = time.monotonic() - waiter.enqueued_at
+                queue_wait_observe(model=public_model, seconds=waited)
+                return lease
             if on_position is not None:
                 place = queue.position(waiter)
                 # On every change, and every few seconds as a keep-alive.

@@ -17,19 +17,25 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from apiproxy.app import PROXY_PATH_PATTERN, proxy_application  # noqa: E402
-from apiproxy.lifespan import lifespan_application  # noqa: E402
+from apiproxy.lifespan import lifespan_application, requests_tracked  # noqa: E402
 from chat.stream import STREAM_PATH, chat_stream_application  # noqa: E402
+from ops.probes import PROBE_PATH_PATTERN, probes_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": URLRouter(
-            [
-                re_path(PROXY_PATH_PATTERN, proxy_application),
-                # The chat's streaming call: session + CSRF, then the proxy's
-                # pipeline as browser traffic (apiproxy.browser).
-                re_path(rf"^{STREAM_PATH}$", chat_stream_application),
-                re_path(r"", django_application),
-            ]
+        # Tracked so that a shutdown lets cancelled requests meter themselves.
+        "http": requests_tracked(
+            URLRouter(
+                [
+                    re_path(PROXY_PATH_PATTERN, proxy_application),
+                    # Liveness, readiness and metrics, beside Django (ops.probes).
+                    re_path(PROBE_PATH_PATTERN, probes_application),
+                    # The chat's streaming call: session + CSRF, then the proxy's
+                    # pipeline as browser traffic (apiproxy.browser).
+                    re_path(rf"^{STREAM_PATH}$", chat_stream_application),
+                    re_path(r"", django_application),
+                ]
+            )
         ),
         "lifespan": lifespan_application,
     }

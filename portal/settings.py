@@ -7,6 +7,7 @@ Bad values stop the process with a message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "apiproxy",
     "usage",
     "chat",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -346,11 +348,9 @@ USAGE_METERING = env_bool("USAGE_METERING", True)
 # --- end benchmark only ---
 
 # --- Model catalog and discovery (apiproxy) ---
-# Discovery asks every enabled backend for GET /v1/models this often (Celery
-# beat; `manage.py discovermodels` does the same by hand), giving each this long.
-MODEL_DISCOVERY_INTERVAL_SECONDS = env_int(
-    "MODEL_DISCOVERY_INTERVAL_SECONDS", 300, minimum=30
-)
+# Discovery asks a backend for GET /v1/models, giving it this long. It runs as
+# part of every backend health check (BACKEND_CHECK_INTERVAL_SECONDS below),
+# and by hand with `manage.py discovermodels`.
 MODEL_DISCOVERY_TIMEOUT_SECONDS = env_int(
     "MODEL_DISCOVERY_TIMEOUT_SECONDS", 10, minimum=1, maximum=120
 )
@@ -358,13 +358,52 @@ MODEL_DISCOVERY_TIMEOUT_SECONDS = env_int(
 MODEL_DEFAULT_CONTEXT_WINDOW = env_int(
     "MODEL_DEFAULT_CONTEXT_WINDOW", 8192, minimum=256
 )
-CELERY_BEAT_SCHEDULE["apiproxy-discover-models"] = {
-    "task": "apiproxy.discover_models",
-    "schedule": float(MODEL_DISCOVERY_INTERVAL_SECONDS),
-    # A run that waited a whole interval in the queue is superseded by the next.
-    "options": {"expires": float(MODEL_DISCOVERY_INTERVAL_SECONDS)},
-}
 # --- end model catalog -----------------------------------------------------
+
+# --- Operations: probes, metrics, backend checks, logs, shutdown (ops) ---
+# Who may read /metrics: clients in these networks (comma-separated CIDR), or
+# anyone sending "Authorization: Bearer <METRICS_TOKEN>" (empty: no token).
+# Behind a reverse proxy the client is the proxy unless uvicorn trusts its
+# X-Forwarded-For (FORWARDED_ALLOW_IPS); docs/deploy.md shows both set-ups.
+METRICS_ALLOWED_NETWORKS = env_list(
+    "METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
+)
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network"
+        ) from None
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# /readyz gives the database and Redis this long to answer.
+READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+# Every enabled backend is checked this often (Celery beat; `manage.py
+# checkbackends` by hand): GET /v1/models, which also refreshes its models. A
+# failed check takes it out of rotation at once, a passing one brings it back.
+BACKEND_CHECK_INTERVAL_SECONDS = env_int(
+    "BACKEND_CHECK_INTERVAL_SECONDS", 30, minimum=5
+)
+# Staff are e-mailed that a backend is down after this many failed checks in a
+# row (one slow answer is no emergency), and once more when it is back.
+BACKEND_ALERT_AFTER = env_int("BACKEND_ALERT_AFTER", 2, minimum=1)
+# Where those e-mails go; empty: every active staff user with an address.
+ALERT_EMAILS = env_list("ALERT_EMAILS", [])
+CELERY_BEAT_SCHEDULE["ops-check-backends"] = {
+    "task": "ops.check_backends",
+    "schedule": float(BACKEND_CHECK_INTERVAL_SECONDS),
+    # A run that waited a whole interval in the queue is superseded by the next.
+    "options": {"expires": float(BACKEND_CHECK_INTERVAL_SECONDS)},
+}
+# One log line per API request (ids, model, status, tokens, timings; never a
+# key, prompt or answer), and the format of every log line: plain or json.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+# Seconds a server lets running requests (streams) finish after SIGTERM before
+# it cuts them; the usage buffer is drained after that. Used by `make run`
+# and the image (docker/entrypoint.sh hands it to uvicorn).
+SHUTDOWN_GRACE = env_int("SHUTDOWN_GRACE", 30, minimum=0)
+# --- end operations --------------------------------------------------------
 
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")
@@ -374,8 +413,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "portal.logformat.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -383,3 +425,11 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+if LOG_FORMAT == "json":
+    # uvicorn's own lines too, so that a log shipper sees one format.
+    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        LOGGING["loggers"][_name] = {  # type: ignore[index]
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+        }

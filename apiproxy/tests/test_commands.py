@@ -100,7 +100,12 @@ def test_the_periodic_task_discovers_every_enabled_backend(
     assert Model.objects.filter(public_id="latest").exists()
 
 
-def test_the_task_is_on_the_beat_schedule() -> None:
-    entry: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE["apiproxy-discover-models"]
-    assert entry["task"] == discover_models.name
-    assert entry["schedule"] == float(settings.MODEL_DISCOVERY_INTERVAL_SECONDS)
+def test_discovery_is_scheduled_as_part_of_the_backend_health_check() -> None:
+    from ops.tasks import check_backends
+
+    entry: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE["ops-check-backends"]
+    assert entry["task"] == check_backends.name
+    assert entry["schedule"] == float(settings.BACKEND_CHECK_INTERVAL_SECONDS)
+    assert discover_models.name not in {
+        scheduled["task"] for scheduled in settings.CELERY_BEAT_SCHEDULE.values()
+    }

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from ops import views
+
+urlpatterns = [
+    # admin_view: staff only (others go to the admin login), never cached.
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(views.dashboard),
+        name="ops-dashboard",
+    ),
+]
