@@ -67,6 +67,29 @@ def test_it_streams_an_answer_and_records_the_turn_as_browser_traffic(
     assert reply.request_id == record.request_id
 
 
+def test_staff_recommended_parameters_apply_unless_the_conversation_sets_them(
+    chat: ChatRig,
+) -> None:
+    from apiproxy.catalog import catalog
+    from apiproxy.models import Model
+
+    Model.objects.filter(public_id="fake-chat").update(
+        recommended_params={"temperature": 0.6, "top_p": 0.95, "min_p": 0.05}
+    )
+    catalog.invalidate()
+    default = chat.conversation()
+    chosen = chat.conversation(temperature=0.1)
+    with chat.session(chat.alice) as client:
+        for conversation in (default, chosen):
+            response = client.post(
+                STREAM, json={"conversation": conversation.pk, "content": "hi"}
+            )
+            assert response.status_code == 200
+    first, second = (r.json for r in chat.backend.requests("/v1/chat/completions"))
+    assert (first["temperature"], first["top_p"], first["min_p"]) == (0.6, 0.95, 0.05)
+    assert (second["temperature"], second["top_p"]) == (0.1, 0.95)
+
+
 def test_a_stopped_stream_keeps_what_was_sent_and_the_backend_sees_it(
     chat: ChatRig,
 ) -> None:

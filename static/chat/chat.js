@@ -4,9 +4,13 @@
 (function () {
   "use strict";
 
-  var Render = window.PorticoRender;
   var Stream = window.PorticoStream;
   var Sidebar = window.PorticoSidebar;
+  var Messages = window.PorticoMessages;
+  var el = Messages.el;
+  var fillBody = Messages.fillBody;
+  var fillMeta = Messages.fillMeta;
+  var formatNumber = Messages.formatNumber;
 
   var root = document.getElementById("chat");
   var state = JSON.parse(document.getElementById("chat-state").textContent);
@@ -26,31 +30,14 @@
   var temperature = document.getElementById("temperature");
   var recommended = document.getElementById("recommended");
   var noticeBox = document.getElementById("notice");
-  var attachButton = document.getElementById("attach");
-  var fileInput = document.getElementById("file-input");
-  var attachmentsBox = document.getElementById("attachments");
   var editBanner = document.getElementById("edit-banner");
 
-  var MAX_IMAGES = 4;
-  var MAX_IMAGE_BYTES = 5 * 1024 * 1024;
   var busy = false;
   var editing = false;
   var controller = null;
-  var attachments = []; // data URLs
   var settingsSaved = Promise.resolve();
 
   // -- small helpers --------------------------------------------------------
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) {
-      node.className = className;
-    }
-    if (text !== undefined) {
-      node.textContent = text;
-    }
-    return node;
-  }
 
   function notice(text) {
     noticeBox.textContent = text || "";
@@ -67,97 +54,7 @@
     return modelById(picker.value);
   }
 
-  function copyText(text, button) {
-    function done(label) {
-      var original = button.dataset.label || button.textContent;
-      button.dataset.label = original;
-      button.textContent = label;
-      window.setTimeout(function () {
-        button.textContent = original;
-      }, 1500);
-    }
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(
-        function () {
-          done("Copied");
-        },
-        function () {
-          done("Copy failed");
-        }
-      );
-    } else {
-      done("Copy failed");
-    }
-  }
-
-  function formatNumber(n) {
-    return Number(n).toLocaleString("en");
-  }
-
   // -- messages -------------------------------------------------------------
-
-  function usageText(message) {
-    if (message.prompt_tokens == null && message.completion_tokens == null) {
-      return "";
-    }
-    return formatNumber(message.prompt_tokens || 0) + " in · " +
-      formatNumber(message.completion_tokens || 0) + " out";
-  }
-
-  function endingText(reason) {
-    return {
-      client_disconnect: "Stopped",
-      length: "Cut at the length limit",
-      backend_error: "Broke off",
-      error: "Broke off",
-    }[reason] || "";
-  }
-
-  function decorateCode(body) {
-    body.querySelectorAll(".code-block").forEach(function (block) {
-      var head = el("div", "code-head");
-      head.appendChild(el("span", "code-lang", block.dataset.lang || "text"));
-      var button = el("button", "copy-code link", "Copy code");
-      button.type = "button";
-      button.addEventListener("click", function () {
-        copyText(block.querySelector("code").textContent, button);
-      });
-      head.appendChild(button);
-      block.insertBefore(head, block.firstChild);
-    });
-  }
-
-  function fillBody(view) {
-    var message = view.message;
-    if (message.role === "user") {
-      view.body.replaceChildren(el("div", "user-text", message.content));
-      (message.images || []).forEach(function (url) {
-        var img = el("img", "attached");
-        img.src = url;
-        img.alt = "attached image";
-        view.body.appendChild(img);
-      });
-    } else {
-      view.body.replaceChildren(Render.markdown(message.content));
-      decorateCode(view.body);
-    }
-  }
-
-  function fillMeta(view) {
-    var message = view.message;
-    view.meta.replaceChildren();
-    var facts = [endingText(message.finish_reason), message.model, usageText(message)];
-    facts.filter(Boolean).forEach(function (fact) {
-      view.meta.appendChild(el("span", "fact", fact));
-    });
-    var copy = el("button", "link", "Copy");
-    copy.type = "button";
-    copy.dataset.act = "copy";
-    copy.addEventListener("click", function () {
-      copyText(message.content, copy);
-    });
-    view.meta.appendChild(copy);
-  }
 
   var views = [];
 
@@ -251,8 +148,10 @@
     temperature.placeholder = model.recommended.temperature !== undefined
       ? "recommended " + model.recommended.temperature
       : "model default";
-    attachButton.classList.toggle("unavailable", !model.capabilities.includes("vision"));
-    if (attachments.length && !model.capabilities.includes("vision")) {
+    document.getElementById("attach").classList.toggle(
+      "unavailable", !model.capabilities.includes("vision")
+    );
+    if (images.list().length && !model.capabilities.includes("vision")) {
       notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
     } else {
       notice("");
@@ -299,69 +198,10 @@
     saveSettings({ temperature: temperatureValue() });
   });
 
-  // -- attachments ----------------------------------------------------------
-
-  function showAttachments() {
-    attachmentsBox.replaceChildren();
-    attachments.forEach(function (url, index) {
-      var chip = el("span", "attachment");
-      var img = el("img");
-      img.src = url;
-      img.alt = "image " + (index + 1);
-      var remove = el("button", "link", "✕");
-      remove.type = "button";
-      remove.setAttribute("aria-label", "Remove image " + (index + 1));
-      remove.addEventListener("click", function () {
-        attachments.splice(index, 1);
-        showAttachments();
-        showModel();
-      });
-      chip.append(img, remove);
-      attachmentsBox.appendChild(chip);
-    });
-  }
-
-  function readFile(file) {
-    return new Promise(function (resolve, reject) {
-      var reader = new FileReader();
-      reader.onload = function () {
-        resolve(reader.result);
-      };
-      reader.onerror = reject;
-      reader.readAsDataURL(file);
-    });
-  }
-
-  attachButton.addEventListener("click", function () {
-    var model = currentModel();
-    if (!model || !model.capabilities.includes("vision")) {
-      notice((model ? model.name : "This model") + " cannot read images. Pick a model marked " +
-        "'vision' to attach images.");
-      return;
-    }
-    fileInput.click();
-  });
-
-  fileInput.addEventListener("change", async function () {
-    var files = Array.prototype.slice.call(fileInput.files);
-    fileInput.value = "";
-    for (var i = 0; i < files.length; i++) {
-      var file = files[i];
-      if (!/^image\/(png|jpeg|gif|webp)$/.test(file.type)) {
-        notice(file.name + ": only PNG, JPEG, GIF and WebP images can be attached.");
-        continue;
-      }
-      if (file.size > MAX_IMAGE_BYTES) {
-        notice(file.name + " is larger than 5 MB.");
-        continue;
-      }
-      if (attachments.length >= MAX_IMAGES) {
-        notice("At most " + MAX_IMAGES + " images per message.");
-        break;
-      }
-      attachments.push(await readFile(file));
-    }
-    showAttachments();
+  var images = window.PorticoAttachments({
+    notice: notice,
+    currentModel: currentModel,
+    changed: showModel,
   });
 
   // -- sending --------------------------------------------------------------
@@ -456,10 +296,11 @@
       notice("Pick a model first.");
       return;
     }
-    if (!text.trim() && !attachments.length) {
+    var attached = images.list();
+    if (!text.trim() && !attached.length) {
       return;
     }
-    if (attachments.length && !model.capabilities.includes("vision")) {
+    if (attached.length && !model.capabilities.includes("vision")) {
       notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
       return;
     }
@@ -480,10 +321,9 @@
       dropViewsAfter(index);
       stopEditing();
     } else {
-      payload.images = attachments.slice();
-      addView({ role: "user", content: text, images: attachments.slice() });
-      attachments = [];
-      showAttachments();
+      payload.images = attached;
+      addView({ role: "user", content: text, images: attached });
+      images.clear();
     }
     prompt.value = "";
     autosize();

@@ -1,0 +1,117 @@
+// How one message looks: its body (plain text for the user, rendered and
+// sanitised Markdown for the model, see render.js) and its footer (how it
+// ended, the model, token usage, copy). Shared helpers for the chat's scripts.
+(function () {
+  "use strict";
+
+  var Render = window.PorticoRender;
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function copyText(text, button) {
+    function done(label) {
+      var original = button.dataset.label || button.textContent;
+      button.dataset.label = original;
+      button.textContent = label;
+      window.setTimeout(function () {
+        button.textContent = original;
+      }, 1500);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () {
+          done("Copied");
+        },
+        function () {
+          done("Copy failed");
+        }
+      );
+    } else {
+      done("Copy failed");
+    }
+  }
+
+  function formatNumber(n) {
+    return Number(n).toLocaleString("en");
+  }
+
+  function usageText(message) {
+    if (message.prompt_tokens == null && message.completion_tokens == null) {
+      return "";
+    }
+    return formatNumber(message.prompt_tokens || 0) + " in · " +
+      formatNumber(message.completion_tokens || 0) + " out";
+  }
+
+  function endingText(reason) {
+    return {
+      client_disconnect: "Stopped",
+      length: "Cut at the length limit",
+      backend_error: "Broke off",
+      error: "Broke off",
+    }[reason] || "";
+  }
+
+  function decorateCode(body) {
+    body.querySelectorAll(".code-block").forEach(function (block) {
+      var head = el("div", "code-head");
+      head.appendChild(el("span", "code-lang", block.dataset.lang || "text"));
+      var button = el("button", "copy-code link", "Copy code");
+      button.type = "button";
+      button.addEventListener("click", function () {
+        copyText(block.querySelector("code").textContent, button);
+      });
+      head.appendChild(button);
+      block.insertBefore(head, block.firstChild);
+    });
+  }
+
+  function fillBody(view) {
+    var message = view.message;
+    if (message.role === "user") {
+      view.body.replaceChildren(el("div", "user-text", message.content));
+      (message.images || []).forEach(function (url) {
+        var img = el("img", "attached");
+        img.src = url;
+        img.alt = "attached image";
+        view.body.appendChild(img);
+      });
+    } else {
+      view.body.replaceChildren(Render.markdown(message.content));
+      decorateCode(view.body);
+    }
+  }
+
+  function fillMeta(view) {
+    var message = view.message;
+    view.meta.replaceChildren();
+    var facts = [endingText(message.finish_reason), message.model, usageText(message)];
+    facts.filter(Boolean).forEach(function (fact) {
+      view.meta.appendChild(el("span", "fact", fact));
+    });
+    var copy = el("button", "link", "Copy");
+    copy.type = "button";
+    copy.dataset.act = "copy";
+    copy.addEventListener("click", function () {
+      copyText(message.content, copy);
+    });
+    view.meta.appendChild(copy);
+  }
+
+  window.PorticoMessages = {
+    el: el,
+    copyText: copyText,
+    formatNumber: formatNumber,
+    fillBody: fillBody,
+    fillMeta: fillMeta,
+  };
+})();
