@@ -27,6 +27,10 @@ cp "$hl/styles/github.min.css" "$hl/styles/github-dark.min.css" "$out/highlight/
 cp "$modules/temml/dist/temml.min.js" "$modules/temml/dist/Temml-Local.css" \
   "$modules/temml/dist/Temml.woff2" "$modules/temml/LICENSE" "$out/temml/"
 
+# The source maps are not shipped: drop the comments pointing at them (the
+# production static storage refuses references to missing files).
+find "$out" -name "*.js" -exec sed -i '/^\/\/# sourceMappingURL=/d' {} +
+
 node -e '
 const lock = require("./package-lock.json");
 const lines = Object.entries(lock.packages)

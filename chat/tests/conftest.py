@@ -76,6 +76,8 @@ class ChatRig:
 @pytest.fixture
 def chat(proxy: ProxyRig, settings: Any) -> Iterator[ChatRig]:
     settings.LIMITS_REFRESH_SECONDS = 0.0
+    # The queue tests hold a slot with a slow first byte (5 s).
+    settings.BACKEND_READ_TIMEOUT = 10.0
     yield ChatRig(proxy=proxy)
 
 

@@ -180,8 +180,9 @@ def test_a_waiting_answer_shows_its_place_in_line(chat_browser: ChatBrowser) -> 
     rig, page = chat_browser.rig, chat_browser.page
     Backend.objects.filter(name="fake").update(max_concurrency=1)
     catalog.invalidate()
-    rig.backend.behaviour.tokens = 40
-    rig.backend.behaviour.token_delay = 0.05
+    # The first request holds the only slot for a while (its first byte is
+    # late), whatever the machine's load; the browser's waits behind it.
+    rig.backend.script({"first_byte_delay": 5.0})
     holder = threading.Thread(
         target=lambda: rig.proxy.openai().chat.completions.create(
             model="fake-chat", messages=[{"role": "user", "content": "hold"}]

@@ -202,8 +202,9 @@ def test_a_browser_request_waits_in_line_and_hears_its_place(chat: ChatRig) -> N
 
     Backend.objects.filter(name="fake").update(max_concurrency=1)
     catalog.invalidate()
-    chat.backend.behaviour.tokens = 30
-    chat.backend.behaviour.token_delay = 0.05
+    # The first request holds the only slot for a while (its first byte is
+    # late), whatever the machine's load; the browser's waits behind it.
+    chat.backend.script({"first_byte_delay": 5.0})
     holder = threading.Thread(
         target=lambda: chat.proxy.openai().chat.completions.create(
             model="fake-chat", messages=[{"role": "user", "content": "hold"}]
