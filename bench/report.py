@@ -40,7 +40,11 @@ def summarise(runs: list[Measured]) -> Summary:
     def avg(name: str) -> float:
         return mean(run.load[name] for run in runs)
 
-    cpu = [r.server_cpu_ms_per_request for r in runs if r.server_cpu_ms_per_request]
+    cpu = [
+        run.server_cpu_ms_per_request
+        for run in runs
+        if run.server_cpu_ms_per_request is not None
+    ]
     rss = [run.server_rss_peak for run in runs if run.server_rss_peak]
     busy = [run.server_busy for run in runs if run.server_busy is not None]
     return Summary(
