@@ -109,7 +109,7 @@ async def readiness() -> dict[str, Any]:
     else:
         backends = {"ok": counts["healthy"] > 0, **counts}
         if not counts["enabled"]:
-            backends["detail"] = "no backend registered"
+            backends["detail"] = "no enabled backend"
         elif not counts["healthy"]:
             backends["detail"] = "every enabled backend fails its health checks"
     checks = {"database": database, "redis": await redis_task, "backends": backends}

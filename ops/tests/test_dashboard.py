@@ -60,7 +60,7 @@ def test_staff_see_backends_traffic_top_users_and_errors(
     assert "Connection refused or host unreachable" in page
     assert "llama-test" in page and "0 of 4" in page  # slots from Redis
     # Last 24 hours: five requests (not the one two days old), one error.
-    assert "5 requests, 1 errors, 70 tokens." in page
+    assert "5 requests, 1 error, 70 tokens." in page
     top = response.context["top_users"]
     assert [row["user__username"] for row in top] == ["alice", "bob"]
     assert [r.request_id for r in response.context["recent_errors"]] == [

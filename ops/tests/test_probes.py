@@ -75,7 +75,7 @@ def test_readyz_is_not_ready_without_any_backend(proxy: ProxyRig) -> None:
     Backend.objects.update(enabled=False)
     status, body = readyz(proxy.server.url)
     assert status == 503
-    assert body["checks"]["backends"]["detail"] == "no backend registered"
+    assert body["checks"]["backends"]["detail"] == "no enabled backend"
 
 
 def test_readyz_turns_503_while_postgres_is_down_and_recovers(
