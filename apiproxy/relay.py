@@ -86,7 +86,9 @@ async def upstream_open(
         sock_read=settings.BACKEND_READ_TIMEOUT,
     )
     try:
-        return await session_get().post(url, data=data, headers=headers, timeout=timeout)
+        return await session_get().post(
+            url, data=data, headers=headers, timeout=timeout
+        )
     except aiohttp.ClientConnectorError:
         raise BackendRefused from None
     except (TimeoutError, aiohttp.ServerTimeoutError):

@@ -28,12 +28,16 @@ def async_redis() -> redis.asyncio.Redis | None:
         # Drop clients of loops that are gone (test servers come and go).
         for stale in [k for k, (other, _) in _clients.items() if other.is_closed()]:
             del _clients[stale]
-        client = redis.asyncio.Redis.from_url(
+        # A blocking pool: under a burst, requests wait briefly for a
+        # connection instead of failing over to the degraded local limiter.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=512,
+            timeout=settings.REDIS_HOT_PATH_TIMEOUT,
             socket_timeout=settings.REDIS_HOT_PATH_TIMEOUT,
             socket_connect_timeout=settings.REDIS_HOT_PATH_TIMEOUT,
-            health_check_interval=0,
         )
+        client = redis.asyncio.Redis(connection_pool=pool)
         _clients[key] = (loop, client)
         return client
     return held[1]
