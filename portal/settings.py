@@ -53,7 +53,9 @@ SITE_URL = env_str("SITE_URL", "").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Portico")
 
 INSTALLED_APPS = [
-    "daphne",
+    # Daphne backs `runserver` in development only: production workers run
+    # uvicorn and need not load twisted (about 16 MB per worker, measured).
+    *(["daphne"] if DEBUG else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
