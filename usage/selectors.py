@@ -246,22 +246,8 @@ def usage_export_rows(
         records = records.filter(user=user)
     if since is not None:
         records = records.filter(started_at__gte=since)
-    values = records.values_list(
-        "request_id",
-        "user__username",
-        "key_id",
-        "model",
-        "endpoint",
-        "prompt_tokens",
-        "completion_tokens",
-        "usage_source",
-        "status",
-        "finish_reason",
-        "started_at",
-        "ttft_ms",
-        "duration_ms",
-        "client",
-    )
+    columns = ["user__username" if name == "user" else name for name in EXPORT_FIELDS]
+    values = records.values_list(*columns)
     for row in values.iterator(chunk_size=2000):
         data = dict(zip(EXPORT_FIELDS, row, strict=True))
         data["started_at"] = data["started_at"].isoformat()

@@ -8,7 +8,6 @@ import threading
 import time
 
 import httpx
-import pytest
 import redis
 
 from accounts.services import apikey_create
@@ -120,10 +119,8 @@ def test_a_waiting_stream_is_told_its_place_in_line(proxy: ProxyRig) -> None:
     assert lines[-1] == "data: [DONE]" or "data: [DONE]" in lines
 
 
-def test_a_wait_beyond_the_queue_timeout_is_a_503_naming_the_model(
-    proxy: ProxyRig, settings
-) -> None:
-    settings.QUEUE_TIMEOUT = 0.5
+def post_while_the_only_slot_is_busy(proxy: ProxyRig) -> tuple[httpx.Response, float]:
+    """Hold the model's one slot with a slow stream, then ask for it."""
     cap_backends(1)
     proxy.backend.behaviour.tokens = 20
     proxy.backend.behaviour.token_delay = 0.1
@@ -141,6 +138,14 @@ def test_a_wait_beyond_the_queue_timeout_is_a_503_naming_the_model(
         )
         waited = time.monotonic() - started
     first.join()
+    return response, waited
+
+
+def test_a_wait_beyond_the_queue_timeout_is_a_503_naming_the_model(
+    proxy: ProxyRig, settings
+) -> None:
+    settings.QUEUE_TIMEOUT = 0.5
+    response, waited = post_while_the_only_slot_is_busy(proxy)
     assert response.status_code == 503
     assert response.headers["retry-after"] == str(settings.QUEUE_RETRY_AFTER)
     error = response.json()["error"]
@@ -150,24 +155,9 @@ def test_a_wait_beyond_the_queue_timeout_is_a_503_naming_the_model(
 
 def test_a_full_queue_answers_503_at_once(proxy: ProxyRig, settings) -> None:
     settings.QUEUE_MAX_WAITING = 0
-    cap_backends(1)
-    proxy.backend.behaviour.tokens = 10
-    proxy.backend.behaviour.token_delay = 0.1
-    results: dict[str, tuple] = {}
-    first = threading.Thread(
-        target=stream_request, args=(proxy.server.url, proxy.key, "one", results, "1")
-    )
-    first.start()
-    time.sleep(0.2)
-    with proxy.http() as http:
-        started = time.monotonic()
-        response = http.post(
-            "/v1/chat/completions",
-            json={"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]},
-        )
-    first.join()
+    response, waited = post_while_the_only_slot_is_busy(proxy)
     assert response.status_code == 503
-    assert time.monotonic() - started < 1.5  # not the QUEUE_TIMEOUT of 120 s
+    assert waited < 1.5  # not the QUEUE_TIMEOUT of 120 s
     assert "queue is full" in response.json()["error"]["message"]
 
 
