@@ -28,7 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
         try:
             redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
         except redis.RedisError as error:
-            raise pytest.UsageError(f"REDIS_URL is set but Redis is down: {error}")
+            raise pytest.UsageError(
+                f"REDIS_URL is set but Redis is down: {error}"
+            ) from None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

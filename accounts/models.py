@@ -17,7 +17,8 @@ class User(AbstractUser):
 
     pending_approval = models.BooleanField(
         default=False,
-        help_text="Signed up while registration needs approval; inactive until approved.",
+        help_text="Signed up while registration needs approval; "
+        "inactive until approved.",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
 

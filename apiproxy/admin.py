@@ -201,5 +201,6 @@ class DeploymentAdmin(admin.ModelAdmin):
     autocomplete_fields = ["model", "backend"]
     list_select_related = ["model", "backend"]
 
+
 # Limits, service classes and access requests live in their own module.
 from apiproxy import admin_limits  # noqa: E402, F401

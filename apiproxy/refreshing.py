@@ -52,7 +52,9 @@ class Refreshing(Generic[T]):
         if time.monotonic() - self.loaded_at < interval:
             return self.value
         if self._reloading:
-            while self._reloading and not self.loaded_at:
+            # Polling, not an asyncio.Event: an Event would bind this shared
+            # object to the first loop that waits on it.
+            while self._reloading and not self.loaded_at:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
             return self.value
         self._reloading = True

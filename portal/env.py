@@ -27,7 +27,9 @@ def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
     return value.strip()
 
 
-def env_str(name: str, default: str, *, environ: Mapping[str, str] | None = None) -> str:
+def env_str(
+    name: str, default: str, *, environ: Mapping[str, str] | None = None
+) -> str:
     value = _raw(name, environ)
     return default if value is None else value
 
@@ -121,6 +123,7 @@ def env_choice(
 def redis_url_validate(name: str, value: str | None) -> str | None:
     if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(
-            f"{name} must start with redis://, rediss:// or unix://, got {value.split(':')[0]!r}"
+            f"{name} must start with redis://, rediss:// or unix://, "
+            f"got {value.split(':')[0]!r}"
         )
     return value

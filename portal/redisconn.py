@@ -13,7 +13,9 @@ import asyncio
 import redis.asyncio
 from django.conf import settings
 
-_clients: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis]] = {}
+_clients: dict[
+    tuple[int, str], tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis]
+] = {}
 
 
 def async_redis() -> redis.asyncio.Redis | None:

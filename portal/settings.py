@@ -167,7 +167,9 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"  # noqa: E501
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -329,9 +331,7 @@ USAGE_ROLLUP_INTERVAL_SECONDS = env_int(
     "USAGE_ROLLUP_INTERVAL_SECONDS", 300, minimum=10
 )
 # How stale a proxy process's copy of the quota table may get.
-USAGE_QUOTA_REFRESH_SECONDS = env_float(
-    "USAGE_QUOTA_REFRESH_SECONDS", 5.0, minimum=0.0
-)
+USAGE_QUOTA_REFRESH_SECONDS = env_float("USAGE_QUOTA_REFRESH_SECONDS", 5.0, minimum=0.0)
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {
     "task": "usage.rollup",
     "schedule": float(USAGE_ROLLUP_INTERVAL_SECONDS),

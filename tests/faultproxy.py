@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from contextlib import contextmanager, suppress
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 
 class FaultProxy:
@@ -37,7 +37,9 @@ class FaultProxy:
     async def _serve(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_server(self._handle, sock=sock)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 writer.write(data)
@@ -47,7 +49,9 @@ class FaultProxy:
         finally:
             writer.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if self.cut_active:
             writer.transport.abort()
             return

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +19,8 @@ import pytest
 
 from accounts.models import User
 from accounts.services import apikey_create
-from tests.fakebackend import FakeBackend
 from tests.factories import user_make
+from tests.fakebackend import FakeBackend
 from tests.fixtures_browser import ThreadedUvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +116,17 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn", "portal.asgi:application",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--no-access-log", "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "portal.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
             ],
             cwd=ROOT,
             env=self.env,

@@ -94,7 +94,9 @@ def test_the_process_refuses_to_start_with_a_bad_value(
 
 
 def test_deploy_check_is_clean_with_production_values() -> None:
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -122,7 +122,9 @@ def test_a_wrong_password_is_refused(client: Client, alice: User) -> None:
 def test_password_reset_sends_a_working_link(client: Client, alice: User) -> None:
     client.post(reverse("account_reset_password"), {"email": "alice@example.org"})
     assert len(mail.outbox) == 1
-    link = re.search(r"https?://[^\s]+/accounts/password/reset/key/[^\s]+", mail.outbox[0].body)
+    link = re.search(
+        r"https?://[^\s]+/accounts/password/reset/key/[^\s]+", mail.outbox[0].body
+    )
     assert link
     path = "/" + link.group(0).split("/", 3)[3]
     form_page = client.get(path, follow=True)

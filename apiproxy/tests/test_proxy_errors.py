@@ -228,9 +228,7 @@ def test_a_key_check_during_a_database_outage_is_a_503_not_a_401(
 
     fault = FaultProxy("127.0.0.1", 5432).start()
     try:
-        server = server_processes(
-            DATABASE_URL=subprocess_database_url(port=fault.port)
-        )
+        server = server_processes(DATABASE_URL=subprocess_database_url(port=fault.port))
         with fault.outage():
             during = httpx.get(
                 server.url + "/v1/models",

@@ -32,7 +32,9 @@ def dedicated_backend(factory) -> FakeBackend:  # type: ignore[no-untyped-def]
     return backend
 
 
-def test_shared_users_stay_off_the_dedicated_pool(proxy: ProxyRig, fake_backend_factory) -> None:
+def test_shared_users_stay_off_the_dedicated_pool(
+    proxy: ProxyRig, fake_backend_factory
+) -> None:
     dedicated = dedicated_backend(fake_backend_factory)
     for _ in range(3):
         proxy.openai().chat.completions.create(model="fake-chat", messages=MESSAGES)

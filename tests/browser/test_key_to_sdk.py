@@ -40,5 +40,7 @@ def test_a_key_made_on_the_settings_page_works_with_the_openai_sdk(
         context.close()
     assert copied == shown and copied.startswith("sk-")
     assert f'base_url="{proxy.base_url}"' in python_snippet
-    models = OpenAI(base_url=proxy.base_url, api_key=copied, max_retries=0).models.list()
+    models = OpenAI(
+        base_url=proxy.base_url, api_key=copied, max_retries=0
+    ).models.list()
     assert "fake-chat" in {model.id for model in models}
