@@ -100,13 +100,22 @@ def proxy(
 
 class ServerProcess:
     """Portico under uvicorn in its own OS process, on the test database: for
-    tests that need several processes, or one to kill."""
+    tests that need several processes, one to kill or signal, or its logs.
+    With `entrypoint`, it starts the way the image does (docker/entrypoint.sh)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log_path: Path | None = None,
+        entrypoint: bool = False,
+    ) -> None:
         from tests.fixtures_browser import free_port
 
         self.port = free_port()
         self.env = env
+        self.log_path = log_path
+        self.entrypoint = entrypoint
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,33 +123,51 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "portal.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=self.env,
-        )
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "portal.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+        ]
+        if self.entrypoint:
+            command = ["/bin/sh", str(ROOT / "docker" / "entrypoint.sh"), *command]
+        else:
+            command += ["--log-level", "warning"]
+        sink = self.log_path.open("ab") if self.log_path else None
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=sink, stderr=sink
+            )
+        finally:
+            if sink is not None:
+                sink.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
+                raise RuntimeError(f"server exited: {self.log()}")
             try:
-                httpx.get(self.url + "/v1/models", timeout=1)
-                return self
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -168,24 +195,29 @@ def subprocess_database_url(*, host: str | None = None, port: int | None = None)
     )
 
 
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The environment of a Portico process on this test run's database, with
+    caches short enough for tests to see their changes quickly."""
+    return {
+        **os.environ,
+        "DATABASE_URL": subprocess_database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "CATALOG_REFRESH_SECONDS": "0.5",
+        "LIMITS_REFRESH_SECONDS": "0.5",
+        "USAGE_FLUSH_SECONDS": "0.1",
+        **overrides,
+    }
+
+
 @pytest.fixture
 def server_processes(transactional_db: None) -> Iterator[Callable[..., ServerProcess]]:
     """Start Portico processes: `start(**env_overrides)`; all stopped after."""
     started: list[ServerProcess] = []
 
     def start(**overrides: str) -> ServerProcess:
-        env = {
-            **os.environ,
-            "DATABASE_URL": subprocess_database_url(),
-            "DATABASE_CONN_MAX_AGE": "0",
-            "CATALOG_REFRESH_SECONDS": "0.5",
-            "LIMITS_REFRESH_SECONDS": "0.5",
-            "USAGE_FLUSH_SECONDS": "0.1",
-            **overrides,
-        }
-        server = ServerProcess(env).start()
+        server = ServerProcess(subprocess_env(**overrides))
         started.append(server)
-        return server
+        return server.start()
 
     yield start
     for server in started:
