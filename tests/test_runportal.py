@@ -388,3 +388,24 @@ def test_make_run_then_the_settings_page_python_snippet_streams_an_answer(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), "an answer streamed"
+    # Metered on SQLite too (the writer's non-PostgreSQL path): the record
+    # lands within a flush interval or two.
+    count_records = (
+        "from usage.models import UsageRecord; print(UsageRecord.objects.filter("
+        "endpoint='chat/completions', client='api', status=200, "
+        "completion_tokens__gt=0).count())"
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        counted = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", count_records],
+            cwd=ROOT,
+            env=embedded_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if counted.stdout.strip() == "1" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert counted.stdout.strip() == "1", counted.stdout + counted.stderr
