@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 from bench.procs import Measured
@@ -136,20 +136,38 @@ def target_rows(
             (p20.rss_peak_mb or 0) <= 110,
         ),
     ]
-    nometer = s["stream_fast"].get(f"{server}-nometer")
-    if nometer is not None:
-        cost = 1 - _ratio(p0.throughput, nometer.throughput)
-        rows.append(
-            Row(
-                f"metering on vs off ({fast_label})",
-                f"off {nometer.throughput:.0f}/s",
-                f"on {p0.throughput:.0f}/s",
-                f"cost {cost:+.1%}",
-                "<= 10%",
-                cost <= 0.10,
-            )
-        )
     return rows
+
+
+def metering_row(pairs: list[list[dict[str, Any]]], fast: int) -> Row:
+    """Metering's cost from paired runs (on, off): the median of the pairs'
+    throughput ratios, beside the medians of both sides' figures."""
+    ratios = [on["load"]["throughput"] / off["load"]["throughput"] for on, off in pairs]
+    cost = 1 - median(ratios)
+    on_tp = median(on["load"]["throughput"] for on, _ in pairs)
+    off_tp = median(off["load"]["throughput"] for _, off in pairs)
+    return Row(
+        f"metering on vs off (no delay, {fast} streams; median of {len(pairs)} pairs)",
+        f"off {off_tp:.0f}/s",
+        f"on {on_tp:.0f}/s",
+        f"cost {cost:+.1%}",
+        "<= 10%",
+        cost <= 0.10,
+    )
+
+
+def metering_detail(pairs: list[list[dict[str, Any]]]) -> list[str]:
+    """Each pair's figures, so that the spread behind the median shows."""
+    lines = ["Metering pairs (throughput; server CPU per stream):"]
+    for index, (on, off) in enumerate(pairs, start=1):
+        ratio = on["load"]["throughput"] / off["load"]["throughput"]
+        lines.append(
+            f"  pair {index}: on {on['load']['throughput']:.0f}/s "
+            f"{on['server_cpu_ms_per_request'] or 0:.3f} ms, "
+            f"off {off['load']['throughput']:.0f}/s "
+            f"{off['server_cpu_ms_per_request'] or 0:.3f} ms, cost {1 - ratio:+.1%}"
+        )
+    return lines
 
 
 def _throughput_row(
@@ -314,20 +332,21 @@ def printed(outcome: dict[str, Any], mode: Mode) -> str:
     ]
     if mode.requests is not None:
         lines.append("SMOKE MODE: a few requests each; the numbers mean nothing")
-    lines += [
-        "",
-        table(
-            target_rows(
-                summaries,
-                server="uvicorn",
-                delay_ms=mode.delay_ms,
-                slow=mode.slow_streams,
-                fast=mode.fast_streams,
-                json_concurrency=mode.json_concurrency,
-            ),
-            ("uvicorn", "direct", "portico", "measured", "target", "met"),
-        ),
-    ]
+    rows = target_rows(
+        summaries,
+        server="uvicorn",
+        delay_ms=mode.delay_ms,
+        slow=mode.slow_streams,
+        fast=mode.fast_streams,
+        json_concurrency=mode.json_concurrency,
+    )
+    pairs = outcome.get("metering") or []
+    if pairs:
+        rows.append(metering_row(pairs, mode.fast_streams))
+    headers = ("uvicorn", "direct", "portico", "measured", "target", "met")
+    lines += ["", table(rows, headers)]
+    if pairs:
+        lines += ["", *metering_detail(pairs)]
     servers = [name for name in outcome["servers"] if not name.endswith("-nometer")]
     if len(servers) > 1:
         lines += ["", "Server choice (same scenarios, one worker each):"]

@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 from bench import procs  # noqa: E402
 from bench.procs import Measured, Server  # noqa: E402
 from bench.report import as_jsonable, printed, profile_top, summarise  # noqa: E402
-from bench.scenarios import MODES, scenarios  # noqa: E402
+from bench.scenarios import MODES, Mode, scenarios  # noqa: E402
 
 
 def database_ensure(url: str, *, fresh: bool = False) -> None:
@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_before = load_average()
     backend, backend_port = procs.backend_start(sorted({0, mode.delay_ms}))
     servers: list[Server] = []
+    metering: list[tuple[Measured, Measured]] = []
     try:
         key = prepare(env, backend_port)
         # All servers start now and idle while another is measured, so that
@@ -168,12 +169,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for scenario, load in scenarios(mode).items():
             if args.only and scenario not in args.only:
                 continue
+            # Metering off has its own paired runs below.
             targets: list[Server | None] = [None]
-            for server in servers:
-                # Metering off is compared on the no-delay streams only.
-                if server.name.endswith("-nometer") and scenario != "stream_fast":
-                    continue
-                targets.append(server)
+            targets += [s for s in servers if not s.name.endswith("-nometer")]
             runs: dict[str, list[Measured]] = {}
             for round_index in range(mode.rounds):
                 for server in targets:
@@ -193,6 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     runs.setdefault(result.target, []).append(result)
                     say(f"{scenario:15} {result.target:16} {_brief(result)}")
             measured[scenario] = runs
+        metering = metering_pairs(servers, mode, key, backend, args)
     finally:
         for server in servers:
             procs.stop(server.process)
@@ -220,11 +219,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "logged_errors": logged_errors,
         "logs": {server.name: str(server.log) for server in servers},
         "summaries": summaries,
+        "metering": [[asdict(on), asdict(off)] for on, off in metering],
         "runs": {
             scenario: {target: [asdict(r) for r in rs] for target, rs in by.items()}
             for scenario, by in measured.items()
         },
     }
+
+
+def metering_pairs(
+    servers: list[Server],
+    mode: Mode,
+    key: str,
+    backend: subprocess.Popen[bytes],
+    args: argparse.Namespace,
+) -> list[tuple[Measured, Measured]]:
+    """Metering on vs off, as pairs of back-to-back no-delay stream runs (the
+    order alternating from pair to pair, never profiled): a pair shares the
+    machine's conditions of the moment, which drift more between a round's
+    first and last server than metering costs."""
+    by_name = {server.name: server for server in servers}
+    on, off = by_name.get("uvicorn"), by_name.get("uvicorn-nometer")
+    if on is None or off is None or (args.only and "stream_fast" not in args.only):
+        return []
+    load = scenarios(mode)["stream_fast"]
+    pairs = []
+    for index in range(mode.meter_pairs):
+        results = {}
+        for server in (on, off) if index % 2 == 0 else (off, on):
+            result = procs.measure(
+                load, port=server.port, key=key, backend=backend, server=server
+            )
+            results[server.name] = result
+            say(f"metering pair {index + 1}: {server.name:16} {_brief(result)}")
+        pairs.append((results[on.name], results[off.name]))
+    return pairs
 
 
 def _brief(result: Measured) -> str:

@@ -19,13 +19,16 @@ class Mode:
     warmup: float
     latency_requests: int
     latency_warmup: int
+    # Metering on vs off: this many back-to-back pairs of no-delay stream runs,
+    # the order alternating, compared pair by pair (see bench/run.py).
+    meter_pairs: int = 1
     # Set: every scenario is this many requests instead of a timed window.
     requests: int | None = None
 
 
 MODES = {
-    "full": Mode(2, 20, 256, 64, 64, 10.0, 2.0, 2000, 100),
-    "quick": Mode(1, 20, 256, 64, 64, 4.0, 1.0, 300, 30),
+    "full": Mode(2, 20, 256, 64, 64, 10.0, 2.0, 2000, 100, meter_pairs=6),
+    "quick": Mode(1, 20, 256, 64, 64, 4.0, 1.0, 300, 30, meter_pairs=3),
     # For the test suite: proves the harness runs end to end, measures nothing.
     "smoke": Mode(1, 2, 4, 4, 4, 0.0, 0.0, 4, 1, requests=8),
 }

@@ -85,11 +85,14 @@ def test_the_bench_measures_every_scenario_and_prints_the_tables(
             if target != "direct":
                 assert summary["cpu_ms_per_request"] is not None, (scenario, target)
                 assert summary["rss_peak_mb"] > 0, (scenario, target)
-    assert "uvicorn-nometer" in summaries["stream_fast"]
+    # Metering on vs off: paired runs of the no-delay streams.
+    [(on, off)] = bench_outcome["metering"]
+    assert (on["target"], off["target"]) == ("uvicorn", "uvicorn-nometer")
+    assert on["load"]["completed"] > 0 and off["load"]["completed"] > 0
     assert not any(bench_outcome["logged_errors"].values()), bench_outcome["logs"]
     printed = bench_outcome["printed"]
     assert "first-token p99" in printed
     assert "CPU per non-streamed request" in printed
-    assert "metering on vs off" in printed
+    assert "metering on vs off" in printed and "pair 1: on" in printed
     if "granian" in bench_outcome["servers"]:
         assert "Server choice" in printed
