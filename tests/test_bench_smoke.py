@@ -5,6 +5,7 @@ numbers; it never asserts a timing (those belong in docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,23 @@ def test_the_bench_measures_every_scenario_and_prints_the_tables(
     assert "metering on vs off" in printed and "pair 1: on" in printed
     if "granian" in bench_outcome["servers"]:
         assert "Server choice" in printed
+
+
+def test_the_meter_write_bench_prints_both_writers(transactional_db: None) -> None:
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip("the benchmark runs against PostgreSQL (make test sets it)")
+    finished = subprocess.run(
+        [sys.executable, "bench/meterwrite.py", "--batch", "20", "--batches", "2"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_DATABASE_URL": _database_url()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "usage_records_create (unnest)" in finished.stdout
+    assert "ORM bulk_create" in finished.stdout
+    from usage.models import UsageRecord
+
+    assert not UsageRecord.objects.exists(), "the bench deletes what it wrote"
