@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
 from ops.services import backend_check_all
+from portal.celery import app
 
 
-@shared_task(name="ops.check_backends", ignore_result=True)
+@app.task(name="ops.check_backends", ignore_result=True)
 def check_backends() -> int:
     """Health-check every enabled backend (`manage.py checkbackends`).
 

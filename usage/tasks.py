@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from portal.celery import app
 from usage.rollups import usage_rollup
 from usage.services import quota_counters_reconcile, usage_records_prune
 
 
-@shared_task(name="usage.rollup", ignore_result=True)
+@app.task(name="usage.rollup", ignore_result=True)
 def rollup() -> int:
     """Fold new usage records into the hourly and daily totals, then bring the
     quota counters up to the database's figures (`manage.py rollupusage`).
@@ -18,7 +17,7 @@ def rollup() -> int:
     return result.records
 
 
-@shared_task(name="usage.prune", ignore_result=True)
+@app.task(name="usage.prune", ignore_result=True)
 def prune() -> int:
     """Delete rolled-up raw records past USAGE_RETENTION_DAYS
     (`manage.py pruneusage`). Returns how many were deleted."""
