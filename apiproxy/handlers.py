@@ -84,7 +84,7 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
     finally:
         # The admission charged the estimate; settle with the real count.
         spent = outcome.prompt_tokens + outcome.completion_tokens
-        await rate_limiter.charge(buckets, spent - parsed.prompt_estimate)
+        rate_limiter.charge(buckets, spent - parsed.prompt_estimate)
 
 
 @asynccontextmanager

@@ -57,6 +57,7 @@ async def lifespan_application(
     scope: dict[str, Any], receive: Receive, send: Send
 ) -> None:
     from accounts.keycache import key_cache
+    from apiproxy.ratelimit import rate_limiter
     from usage.buffer import usage_buffer
 
     while True:
@@ -65,6 +66,10 @@ async def lifespan_application(
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await requests_settle()
+            try:
+                await rate_limiter.charges_flush()
+            except Exception:
+                logger.exception("shutdown flush of rate-limit charges failed")
             try:
                 await usage_buffer.drain()
             except Exception:

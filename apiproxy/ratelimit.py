@@ -14,6 +14,7 @@ through, logs the transition once, and tries Redis again after a short pause.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -35,14 +36,22 @@ _ADMIT_SCRIPT = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local member = ARGV[3]
-local buckets = (#ARGV - 3) / 3
+local buckets = tonumber(ARGV[4])
+-- Charges this process settled since its last call (KEYS after the buckets',
+-- ARGV pairs of second and tokens after the buckets'), applied first so that
+-- this admission already counts them.
+for j = buckets * 2 + 1, #KEYS do
+  local at = 5 + buckets * 3 + (j - buckets * 2 - 1) * 2
+  redis.call('HINCRBY', KEYS[j], ARGV[at], ARGV[at + 1])
+  redis.call('PEXPIRE', KEYS[j], window + 2000)
+end
 local denied = 0
 local retry = 0
 local out = {}
 for i = 1, buckets do
-  local rpm = tonumber(ARGV[4 + (i - 1) * 3])
-  local tpm = tonumber(ARGV[5 + (i - 1) * 3])
-  local cost = tonumber(ARGV[6 + (i - 1) * 3])
+  local rpm = tonumber(ARGV[5 + (i - 1) * 3])
+  local tpm = tonumber(ARGV[6 + (i - 1) * 3])
+  local cost = tonumber(ARGV[7 + (i - 1) * 3])
   local rkey = KEYS[(i - 1) * 2 + 1]
   local tkey = KEYS[(i - 1) * 2 + 2]
   redis.call('ZREMRANGEBYSCORE', rkey, '-inf', now - window)
@@ -82,7 +91,7 @@ end
 if denied == 0 then
   local sec = math.floor(now / 1000)
   for i = 1, buckets do
-    local cost = tonumber(ARGV[6 + (i - 1) * 3])
+    local cost = tonumber(ARGV[7 + (i - 1) * 3])
     local rkey = KEYS[(i - 1) * 2 + 1]
     local tkey = KEYS[(i - 1) * 2 + 2]
     redis.call('ZADD', rkey, now, member)
@@ -99,13 +108,16 @@ return out
 """
 
 _CHARGE_SCRIPT = """
-local sec = ARGV[1]
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], sec, ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[i], ARGV[i * 2 - 1], ARGV[i * 2])
   redis.call('PEXPIRE', KEYS[i], 62000)
 end
 return 1
 """
+
+# Settled charges wait at most this long for the next admission to carry
+# them; then they go on their own (one round trip for all that waited).
+CHARGE_FLUSH_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +210,13 @@ def _verdict(
 class _LocalBucket:
     requests: deque[float] = field(default_factory=deque)
     tokens: deque[tuple[float, int]] = field(default_factory=deque)
+    # The sum of `tokens`, kept as entries come and go: O(1) per admission
+    # however busy the minute was.
+    tokens_used: int = 0
+
+    def tokens_add(self, at: float, amount: int) -> None:
+        self.tokens.append((at, amount))
+        self.tokens_used += amount
 
 
 class LocalLimiter:
@@ -213,7 +232,7 @@ class LocalLimiter:
         while bucket.requests and bucket.requests[0] <= horizon:
             bucket.requests.popleft()
         while bucket.tokens and bucket.tokens[0][0] <= horizon:
-            bucket.tokens.popleft()
+            bucket.tokens_used -= bucket.tokens.popleft()[1]
         return bucket
 
     def admit(
@@ -223,7 +242,7 @@ class LocalLimiter:
         for spec, cost in zip(buckets, costs, strict=True):
             bucket = self._bucket(spec.name, now)
             count = len(bucket.requests)
-            used = sum(amount for _, amount in bucket.tokens)
+            used = bucket.tokens_used
             reset_req = int(bucket.requests[0] + WINDOW_MS - now) if count else 0
             reset_tok = (
                 int(bucket.tokens[0][0] + WINDOW_MS - now) if bucket.tokens else 0
@@ -238,12 +257,12 @@ class LocalLimiter:
                 bucket = self.buckets[spec.name]
                 bucket.requests.append(now)
                 if cost:
-                    bucket.tokens.append((now, cost))
+                    bucket.tokens_add(now, cost)
         return denied, retry, figures
 
     def charge(self, names: list[str], tokens: int, now: float) -> None:
         for name in names:
-            self._bucket(name, now).tokens.append((now, tokens))
+            self._bucket(name, now).tokens_add(now, tokens)
 
 
 class RateLimiter:
@@ -254,6 +273,9 @@ class RateLimiter:
         # Registered scripts per client: EVALSHA, so the script text travels
         # once per connection pool, not with every request.
         self._scripts: dict[int, tuple[object, object]] = {}
+        # Settled charges not yet in Redis: (token key, second) -> tokens.
+        self._pending: dict[tuple[str, int], int] = {}
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def _scripts_for(self, client: redis.asyncio.Redis) -> tuple[Any, Any]:
         scripts = self._scripts.get(id(client))
@@ -291,15 +313,20 @@ class RateLimiter:
         now_ms = time.time() * 1000
         if client is not None and time.monotonic() >= self.degraded_until:
             keys: list[str] = []
-            args: list[object] = [int(now_ms), WINDOW_MS, request_id]
+            args: list[object] = [int(now_ms), WINDOW_MS, request_id, len(buckets)]
             for bucket in buckets:
                 keys += [f"portico:rl:{bucket.name}:r", f"portico:rl:{bucket.name}:t"]
                 args += [bucket.rpm, bucket.tpm, cost]
+            pending = self._pending_take()
+            for (key, second), tokens in pending.items():
+                keys.append(key)
+                args += [second, tokens]
             try:
                 admit_script, _ = self._scripts_for(client)
                 reply = await admit_script(keys=keys, args=args)
             except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
                 self._redis_failed(error)
+                self._pending_to_local(pending)
             else:
                 self._redis_ok()
                 figures = [int(value) for value in reply[2:]]
@@ -315,24 +342,61 @@ class RateLimiter:
         )
         return _verdict(local_buckets, denied, retry, figures, shared)
 
-    async def charge(self, buckets: list[Bucket], tokens: int) -> None:
-        """Correct the token buckets once the real count is known (off the
-        response path: called after the response has ended)."""
+    def charge(self, buckets: list[Bucket], tokens: int) -> None:
+        """Correct the token buckets once the real count is known. No I/O
+        here: the correction rides on this process's next admission call (or
+        goes on its own within CHARGE_FLUSH_SECONDS), so a request costs one
+        limiter round trip, not two."""
         names = [b.name for b in buckets if b.tpm]
         if not names or tokens == 0:
             return
+        if async_redis() is None or time.monotonic() < self.degraded_until:
+            self.local.charge(names, tokens, time.time() * 1000)
+            return
+        second = int(time.time())
+        for name in names:
+            slot = (f"portico:rl:{name}:t", second)
+            self._pending[slot] = self._pending.get(slot, 0) + tokens
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(
+                CHARGE_FLUSH_SECONDS, lambda: loop.create_task(self.charges_flush())
+            )
+
+    def _pending_take(self) -> dict[tuple[str, int], int]:
+        pending, self._pending = self._pending, {}
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        return pending
+
+    def _pending_to_local(self, pending: dict[tuple[str, int], int]) -> None:
+        """Redis failed with charges on board: the fallback counts them."""
+        for (key, second), tokens in pending.items():
+            name = key.removeprefix("portico:rl:").removesuffix(":t")
+            self.local.charge([name], tokens, second * 1000.0)
+
+    async def charges_flush(self) -> None:
+        """Send the charges that no admission has carried (and at shutdown)."""
+        pending = self._pending_take()
+        if not pending:
+            return
         client = async_redis()
-        if client is not None and time.monotonic() >= self.degraded_until:
-            keys = [f"portico:rl:{name}:t" for name in names]
-            try:
-                _, charge_script = self._scripts_for(client)
-                await charge_script(
-                    keys=keys, args=[int(time.time()), *([tokens] * len(keys))]
-                )
-                return
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
-                self._redis_failed(error)
-        self.local.charge(names, tokens, time.time() * 1000)
+        if client is None:
+            self._pending_to_local(pending)
+            return
+        keys = [key for key, _ in pending]
+        args = [
+            value
+            for (_, second), tokens in pending.items()
+            for value in (second, tokens)
+        ]
+        try:
+            _, charge_script = self._scripts_for(client)
+            await charge_script(keys=keys, args=args)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+            self._redis_failed(error)
+            self._pending_to_local(pending)
 
 
 def _divided(limit: int, share: int) -> int:
