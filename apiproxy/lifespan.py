@@ -58,6 +58,7 @@ async def lifespan_application(
 ) -> None:
     from accounts.keycache import key_cache
     from apiproxy.ratelimit import rate_limiter
+    from apiproxy.slots import slot_pool
     from usage.buffer import usage_buffer
 
     while True:
@@ -68,8 +69,11 @@ async def lifespan_application(
             await requests_settle()
             try:
                 await rate_limiter.charges_flush()
+                await slot_pool.releases_flush()
             except Exception:
-                logger.exception("shutdown flush of rate-limit charges failed")
+                logger.exception(
+                    "shutdown flush of rate-limit charges or slot releases failed"
+                )
             try:
                 await usage_buffer.drain()
             except Exception:

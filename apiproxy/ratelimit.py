@@ -14,7 +14,6 @@ through, logs the transition once, and tries Redis again after a short pause.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -26,6 +25,7 @@ import redis.asyncio
 import redis.exceptions
 from django.conf import settings
 
+from apiproxy.flushsoon import FlushSoon
 from portal.redisconn import async_redis
 
 logger = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class RateLimiter:
         self._scripts: dict[int, tuple[object, object]] = {}
         # Settled charges not yet in Redis: (token key, second) -> tokens.
         self._pending: dict[tuple[str, int], int] = {}
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_soon = FlushSoon(self.charges_flush, delay=CHARGE_FLUSH_SECONDS)
 
     def _scripts_for(self, client: redis.asyncio.Redis) -> tuple[Any, Any]:
         scripts = self._scripts.get(id(client))
@@ -357,17 +357,11 @@ class RateLimiter:
         for name in names:
             slot = (f"portico:rl:{name}:t", second)
             self._pending[slot] = self._pending.get(slot, 0) + tokens
-        if self._flush_timer is None:
-            loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(
-                CHARGE_FLUSH_SECONDS, lambda: loop.create_task(self.charges_flush())
-            )
+        self._flush_soon.schedule()
 
     def _pending_take(self) -> dict[tuple[str, int], int]:
         pending, self._pending = self._pending, {}
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+        self._flush_soon.cancel()
         return pending
 
     def _pending_to_local(self, pending: dict[tuple[str, int], int]) -> None:

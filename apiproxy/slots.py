@@ -6,6 +6,12 @@ renews the leases this process holds every third of the lease time, in one
 round trip. A crashed process stops renewing, so its slots come back within
 QUEUE_LEASE_SECONDS; nobody is locked out by a leaked counter.
 
+Releasing costs no round trip of its own: the lease is removed by this
+process's next acquisition call (the script drops it before counting), or
+within RELEASE_FLUSH_SECONDS when no acquisition comes. Other processes may
+see the slot taken for those few milliseconds longer; this process never does,
+since its own next acquisition is what carries the release.
+
 Without Redis, or while it is down, slots are counted in this process (the cap
 then holds per process) and the limiter reports itself degraded.
 """
@@ -21,11 +27,17 @@ from collections import defaultdict
 import redis.exceptions
 from django.conf import settings
 
+from apiproxy.flushsoon import FlushSoon
 from portal.redisconn import async_redis
 
 logger = logging.getLogger(__name__)
 
 _ACQUIRE = """
+-- Leases this process released since its last call: KEYS[2..], ARGV[5..].
+for i = 2, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[i + 3])
+end
+if ARGV[3] == '' then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[4]), ARGV[3])
@@ -36,6 +48,8 @@ return 0
 """
 
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+
+RELEASE_FLUSH_SECONDS = 0.005
 
 
 def slot_key(backend_id: int, upstream_model: str) -> str:
@@ -50,6 +64,9 @@ class SlotPool:
         self.redis_down_until = 0.0
         self._keeper: asyncio.Task[None] | None = None
         self._script: tuple[int, object] | None = None
+        # Released leases still in Redis: (slot key, lease id).
+        self._releases: list[tuple[str, str]] = []
+        self._flush_soon = FlushSoon(self.releases_flush, delay=RELEASE_FLUSH_SECONDS)
 
     def _lease_ms(self) -> int:
         return int(settings.QUEUE_LEASE_SECONDS * 1000)
@@ -68,17 +85,42 @@ class SlotPool:
             )
         self.redis_down_until = time.monotonic() + settings.LIMITER_RETRY_SECONDS
 
+    def _releases_take(self) -> list[tuple[str, str]]:
+        releases, self._releases = self._releases, []
+        self._flush_soon.cancel()
+        return releases
+
+    async def _acquire_script(self, client, key: str, cap: int, lease_id: str) -> int:  # type: ignore[no-untyped-def]
+        """One call: drop the leases released since the last one, then take
+        `lease_id` if `key` is under `cap` (an empty id only releases)."""
+        if self._script is None or self._script[0] != id(client):
+            self._script = (id(client), client.register_script(_ACQUIRE))
+        releases = self._releases_take()
+        keys = [key, *(release_key for release_key, _ in releases)]
+        args = [int(time.time() * 1000), cap, lease_id, self._lease_ms()]
+        args += [released for _, released in releases]
+        # A failure leaves the released leases to expire within the lease time.
+        return await self._script[1](keys=keys, args=args)  # type: ignore[operator]
+
+    async def releases_flush(self) -> None:
+        """Send the releases that no acquisition has carried (and at shutdown)."""
+        if not self._releases:
+            return
+        client = self._redis()
+        if client is None:
+            self._releases_take()  # they expire by themselves
+            return
+        try:
+            await self._acquire_script(client, self._releases[0][0], 0, "")
+        except _REDIS_ERRORS as error:
+            self._redis_failed(error)
+
     async def try_acquire(self, key: str, cap: int) -> str | None:
         lease_id = uuid.uuid4().hex
         client = self._redis()
         if client is not None:
-            if self._script is None or self._script[0] != id(client):
-                self._script = (id(client), client.register_script(_ACQUIRE))
             try:
-                granted = await self._script[1](  # type: ignore[operator]
-                    keys=[key],
-                    args=[int(time.time() * 1000), cap, lease_id, self._lease_ms()],
-                )
+                granted = await self._acquire_script(client, key, cap, lease_id)
             except _REDIS_ERRORS as error:
                 self._redis_failed(error)
             else:
@@ -101,13 +143,8 @@ class SlotPool:
         if not in_redis:
             self.local_held[key] -= 1
             return
-        client = self._redis()
-        if client is None:
-            return  # the lease expires by itself
-        try:
-            await client.zrem(key, lease_id)
-        except _REDIS_ERRORS as error:
-            self._redis_failed(error)
+        self._releases.append((key, lease_id))
+        self._flush_soon.schedule()
 
     def _keeper_ensure(self) -> None:
         if self._keeper is None or self._keeper.done():

@@ -1,0 +1,33 @@
+"""A flush that waits a few milliseconds for a ride: work deferred off the
+request path (rate-limit charges, slot releases) is normally carried by the
+process's next Redis call of the same kind; this sends it on its own when no
+such call comes in time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+
+class FlushSoon:
+    def __init__(self, flush: Callable[[], Awaitable[None]], *, delay: float) -> None:
+        self.flush = flush
+        self.delay = delay
+        self._timer: asyncio.TimerHandle | None = None
+        # Held, so that a running flush cannot be garbage-collected.
+        self._task: asyncio.Task[None] | None = None
+
+    def schedule(self) -> None:
+        """Flush `delay` seconds from now, unless already scheduled."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._start)
+
+    def cancel(self) -> None:
+        """The pending work went with another call: nothing to flush."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self.flush())
