@@ -1,6 +1,6 @@
 """The meter's batch write alone: CPU and wall time per record for the writer
-Portico uses (`usage_records_create`: one INSERT ... SELECT FROM unnest per
-batch) against the Django ORM's `bulk_create` of model instances it replaced.
+Portico uses (`usage_records_create`: one INSERT ... SELECT over a JSON array
+per batch) against the Django ORM's `bulk_create` of model instances.
 
 The writer runs in a thread of the serving process, so its CPU is taken from
 the event loop (the GIL): CPU per record is the figure that matters.
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from usage.metering import MeteredRow
     from usage.models import UsageRecord
-    from usage.services import _ROW_COLUMNS, _row_values, usage_records_create
+    from usage.recordwrite import ROW_COLUMNS, row_values, usage_records_create
 
     marker = "meterwrite-" + uuid.uuid4().hex[:8]
 
@@ -74,16 +74,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def orm_bulk_create(batch: Sequence[MeteredRow]) -> None:
         records = [
-            UsageRecord(**dict(zip(_ROW_COLUMNS, _row_values(row), strict=True)))
+            UsageRecord(**dict(zip(ROW_COLUMNS, row_values(row), strict=True)))
             for row in batch
         ]
         UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
 
-    def unnest_insert(batch: Sequence[MeteredRow]) -> None:
+    def json_insert(batch: Sequence[MeteredRow]) -> None:
         usage_records_create(rows=batch)
 
     writers: dict[str, Callable[[Sequence[MeteredRow]], None]] = {
-        "usage_records_create (unnest)": unnest_insert,
+        "usage_records_create (JSON)": json_insert,
         "ORM bulk_create": orm_bulk_create,
     }
     cpu: dict[str, list[float]] = {name: [] for name in writers}

@@ -347,7 +347,9 @@ def printed(outcome: dict[str, Any], mode: Mode) -> str:
     lines += ["", table(rows, headers)]
     if pairs:
         lines += ["", *metering_detail(pairs)]
-    servers = [name for name in outcome["servers"] if not name.endswith("-nometer")]
+    servers = [
+        name for name in outcome["servers"] if not name.endswith(("-meter", "-nometer"))
+    ]
     if len(servers) > 1:
         lines += ["", "Server choice (same scenarios, one worker each):"]
         lines.append(server_table(summaries, servers))

@@ -154,6 +154,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # each scenario can alternate between them (same conditions for all).
         specs = [("uvicorn", "uvicorn", {})]
         if not args.no_meter_off:
+            # Two fresh workers that serve nothing but the metering pairs, so
+            # that they differ in metering only, not in what they served before.
+            specs.append(("uvicorn-meter", "uvicorn", {}))
             specs.append(("uvicorn-nometer", "uvicorn", {"USAGE_METERING": "false"}))
         specs += [(name, name, {}) for name in args.servers if name != "uvicorn"]
         backend_url = {"BENCH_BACKEND_URL": f"http://127.0.0.1:{backend_port}"}
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             # Metering off has its own paired runs below.
             targets: list[Server | None] = [None]
-            targets += [s for s in servers if not s.name.endswith("-nometer")]
+            targets += [s for s in servers if not s.name.endswith(METERING_PAIR)]
             runs: dict[str, list[Measured]] = {}
             for round_index in range(mode.rounds):
                 for server in targets:
@@ -227,6 +230,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+METERING_PAIR = ("-meter", "-nometer")
+
+
 def metering_pairs(
     servers: list[Server],
     mode: Mode,
@@ -237,9 +243,10 @@ def metering_pairs(
     """Metering on vs off, as pairs of back-to-back no-delay stream runs (the
     order alternating from pair to pair, never profiled): a pair shares the
     machine's conditions of the moment, which drift more between a round's
-    first and last server than metering costs."""
+    first and last server than metering costs. Both workers start fresh and
+    serve only these runs."""
     by_name = {server.name: server for server in servers}
-    on, off = by_name.get("uvicorn"), by_name.get("uvicorn-nometer")
+    on, off = by_name.get("uvicorn-meter"), by_name.get("uvicorn-nometer")
     if on is None or off is None or (args.only and "stream_fast" not in args.only):
         return []
     load = scenarios(mode)["stream_fast"]

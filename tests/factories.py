@@ -66,7 +66,7 @@ def usage_record_make(
 ) -> UsageRecord:
     """A usage record written the way the meter writes it (usage_records_create)."""
     from usage.metering import MeteredRow, weighted
-    from usage.services import usage_records_create
+    from usage.recordwrite import usage_records_create
 
     row = MeteredRow(
         **{

@@ -88,7 +88,7 @@ def test_the_bench_measures_every_scenario_and_prints_the_tables(
                 assert summary["rss_peak_mb"] > 0, (scenario, target)
     # Metering on vs off: paired runs of the no-delay streams.
     [(on, off)] = bench_outcome["metering"]
-    assert (on["target"], off["target"]) == ("uvicorn", "uvicorn-nometer")
+    assert (on["target"], off["target"]) == ("uvicorn-meter", "uvicorn-nometer")
     assert on["load"]["completed"] > 0 and off["load"]["completed"] > 0
     assert not any(bench_outcome["logged_errors"].values()), bench_outcome["logs"]
     printed = bench_outcome["printed"]
@@ -112,7 +112,7 @@ def test_the_meter_write_bench_prints_both_writers(transactional_db: None) -> No
         check=False,
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "usage_records_create (unnest)" in finished.stdout
+    assert "usage_records_create (JSON)" in finished.stdout
     assert "ORM bulk_create" in finished.stdout
     from usage.models import UsageRecord
 

@@ -59,7 +59,7 @@ SPILL_LOG_SECONDS = 30.0
 
 
 def usage_rows_write(rows: Sequence[MeteredRow]) -> int:
-    from usage.services import usage_records_create
+    from usage.recordwrite import usage_records_create
 
     close_old_connections()
     try:

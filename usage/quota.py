@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import redis
 import redis.asyncio
@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from apiproxy.errors import ProxyError
 from usage.metering import MeteredRow
-from usage.periods import PERIODS, local_zone, window_label, window_of
+from usage.periods import PERIODS, local_day, local_zone, window_label, window_of
 from usage.selectors import QuotaTable, quota_table, quota_used
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,12 @@ class QuotaState:
         ]
 
 
+def counter_prefix(period: str, start: datetime) -> str:
+    return f"{KEY_PREFIX}{window_label(period, start)}:"
+
+
 def counter_key(user_id: int, period: str, start: datetime) -> str:
-    return f"{KEY_PREFIX}{window_label(period, start)}:{user_id}"
+    return f"{counter_prefix(period, start)}{user_id}"
 
 
 def _ttl(end: datetime, now: datetime) -> int:
@@ -256,13 +260,22 @@ def _increments(rows: Iterable[MeteredRow]) -> dict[str, tuple[int, int]]:
     """Counter key -> (weighted tokens, ttl) for the rows' users and windows."""
     now = timezone.now()
     found: dict[str, tuple[int, int]] = {}
+    # A batch's rows nearly all fall on one local day: its windows (and the
+    # counter keys' labels) are worked out once per day, not once per row.
+    windows_by_day: dict[date, list[tuple[str, int]]] = {}
     for row in rows:
         if not row.weighted_tokens:
             continue
-        for period in PERIODS:
-            start, end = window_of(period, row.started_at)
-            key = counter_key(row.user_id, period, start)
-            amount, ttl = found.get(key, (0, _ttl(end, now)))
+        day = local_day(row.started_at)
+        windows = windows_by_day.get(day)
+        if windows is None:
+            windows = windows_by_day[day] = []
+            for period in PERIODS:
+                start, end = window_of(period, row.started_at)
+                windows.append((counter_prefix(period, start), _ttl(end, now)))
+        for key_prefix, window_ttl in windows:
+            key = f"{key_prefix}{row.user_id}"
+            amount, ttl = found.get(key, (0, window_ttl))
             found[key] = (amount + row.weighted_tokens, ttl)
     return found
 

@@ -1,106 +1,24 @@
-"""Writes for usage: batch inserts of metered requests, quotas, retention, and
-the quota counters' reconciliation. The rollup job is in usage/rollups.py."""
+"""Writes for usage: quotas, retention, and the quota counters'
+reconciliation. The meter's batch insert is in usage/recordwrite.py, the
+rollup job in usage/rollups.py."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
-from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from usage.metering import MeteredRow
 from usage.models import Quota, RollupState, UsageRecord
 from usage.periods import PERIODS, local_day, local_midnight, window_of
 from usage.rollups import STATE_NAME, rollup_state_ensure
 
 logger = logging.getLogger(__name__)
-
-_MAX_SMALL = 32767
-_MAX_INT = 2_147_483_647
-
-
-def _bounded(value: int | None, ceiling: int = _MAX_INT) -> int:
-    return max(0, min(int(value or 0), ceiling))
-
-
-def _row_values(row: MeteredRow) -> tuple:
-    """The row's values in field order (_ROW_COLUMNS), clamped to the columns' ranges
-    (a bogus count from a backend must not fail the whole batch)."""
-    return (
-        row.request_id,
-        row.user_id,
-        row.key_id,
-        row.model[:200],
-        row.backend_id,
-        row.endpoint[:40],
-        row.client,
-        row.stream,
-        _bounded(row.status, _MAX_SMALL),
-        row.finish_reason[:40],
-        _bounded(row.prompt_tokens),
-        _bounded(row.completion_tokens),
-        row.usage_source,
-        max(0, row.weighted_tokens),
-        None if row.ttft_ms is None else _bounded(row.ttft_ms),
-        _bounded(row.duration_ms),
-        _bounded(row.retry_count, _MAX_SMALL),
-        row.started_at,
-    )
-
-
-_ROW_COLUMNS = tuple(field.name for field in dataclass_fields(MeteredRow))
-
-
-@cache
-def _unnest_insert_sql() -> str:
-    """One INSERT ... SELECT FROM unnest(column arrays): a batch of any size is
-    one statement with 18 parameters, with no model instance built per row.
-    The casts come from the model's fields, so a changed column type follows."""
-    fields = {field.attname: field for field in UsageRecord._meta.concrete_fields}
-    table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    names = ", ".join(
-        connection.ops.quote_name(fields[name].column)
-        for name in (*_ROW_COLUMNS, "recorded_at")
-    )
-    arrays = ", ".join(
-        f"%s::{fields[name].db_type(connection)}[]" for name in _ROW_COLUMNS
-    )
-    unique = connection.ops.quote_name(fields["request_id"].column)
-    # Names come from the model and every value is a parameter.
-    insert = f"INSERT INTO {table} ({names}) SELECT *, %s FROM unnest({arrays})"  # noqa: S608
-    return f"{insert} ON CONFLICT ({unique}) DO NOTHING"
-
-
-def usage_records_create(*, rows: Sequence[MeteredRow]) -> int:
-    """Insert one record per row, idempotent by request id: a batch written
-    twice (a retry after an unclear failure, a spool file replayed by two
-    processes) leaves one record each. Returns the number of rows offered.
-
-    On PostgreSQL the batch is one set-based statement: the meter's writer
-    shares its process (and the GIL) with the proxy, so its Python work per
-    row is kept to building one tuple."""
-    if not rows:
-        return 0
-    values = [_row_values(row) for row in rows]
-    if connection.vendor != "postgresql":
-        records = [
-            UsageRecord(**dict(zip(_ROW_COLUMNS, row, strict=True))) for row in values
-        ]
-        UsageRecord.objects.bulk_create(records, ignore_conflicts=True)
-        return len(records)
-    columns = [list(column) for column in zip(*values, strict=True)]
-    with connection.cursor() as cursor:
-        # recorded_at as auto_now_add stamps it: this process's clock at write.
-        cursor.execute(_unnest_insert_sql(), [timezone.now(), *columns])
-    return len(values)
 
 
 def quota_set(

@@ -11,9 +11,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
+from tests.fixtures_proxy import ProxyRig
 from usage.metering import MeteredRow
 from usage.models import UsageRecord
-from usage.services import usage_records_create
+from usage.recordwrite import usage_records_create
 
 pytestmark = pytest.mark.django_db
 
@@ -109,8 +110,52 @@ def test_a_batch_written_again_or_overlapping_leaves_one_record_each(
     assert usage_records_create(rows=[]) == 0
 
 
-def test_a_large_batch_is_one_statement(alice: User, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
-    rows = [row(alice) for _ in range(2000)]
-    with django_assert_num_queries(1):
-        usage_records_create(rows=rows)
+def test_text_postgresql_cannot_store_is_replaced_not_fatal_to_the_batch(
+    alice: User,
+) -> None:
+    """A client names the model and the path: NUL bytes and lone surrogates
+    would make PostgreSQL (or the UTF-8 encoder) refuse the whole batch."""
+    nul = row(alice, model="fake\x00chat", endpoint="chat/\x00")
+    surrogate = row(alice, model="fake-\ud800-chat", finish_reason="stop\udfff")
+    unicode = row(alice, model="modèle-ünïcode-✓")
+    fine = row(alice)
+    usage_records_create(rows=[nul, surrogate, unicode, fine])
+    written = {r.request_id: r for r in UsageRecord.objects.all()}
+    assert len(written) == 4
+    assert written[nul.request_id].model == "fake\ufffdchat"
+    assert written[nul.request_id].endpoint == "chat/\ufffd"
+    assert written[surrogate.request_id].model == "fake-?-chat"
+    assert written[surrogate.request_id].finish_reason == "stop?"
+    assert written[unicode.request_id].model == "modèle-ünïcode-✓"
+
+
+def test_a_large_batch_is_written_whole(alice: User) -> None:
+    rows = [row(alice, model=f"model-{i % 7}") for i in range(2000)]
+    assert usage_records_create(rows=rows) == 2000
     assert UsageRecord.objects.count() == 2000
+    assert UsageRecord.objects.filter(model="model-3").count() == 286
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_naming_a_model_with_a_nul_byte_is_metered_with_the_rest(
+    proxy: ProxyRig,
+) -> None:
+    with proxy.http() as http:
+        odd = http.post(
+            "/v1/chat/completions",
+            content=b'{"model": "fake\\u0000chat\\ud800", "messages": '
+            b'[{"role": "user", "content": "hi"}]}',
+            headers={"content-type": "application/json"},
+        )
+        fine = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "fake-chat",
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        )
+    assert odd.status_code == 404 and odd.json()["error"]["code"] == "model_not_found"
+    assert fine.status_code == 200
+    refused = proxy.usage_record(odd.headers["x-request-id"])
+    assert refused.model == "fake\ufffdchat?" and refused.status == 404
+    assert proxy.usage_record(fine.headers["x-request-id"]).status == 200
