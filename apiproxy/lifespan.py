@@ -12,6 +12,7 @@ tracked by `requests_tracked`), then drains.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -64,6 +65,11 @@ async def lifespan_application(
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # What import and set-up made (Django, the apps, ~120k objects)
+            # lives as long as the process: keep it out of the collector's
+            # full passes, which under load walked it all every few seconds
+            # (measured: about 5 % of a busy worker's CPU).
+            gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await requests_settle()
