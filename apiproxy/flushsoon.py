@@ -14,13 +14,19 @@ class FlushSoon:
         self.flush = flush
         self.delay = delay
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Held, so that a running flush cannot be garbage-collected.
         self._task: asyncio.Task[None] | None = None
 
     def schedule(self) -> None:
-        """Flush `delay` seconds from now, unless already scheduled."""
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self._start)
+        """Flush `delay` seconds from now, unless already scheduled on this
+        loop (a timer left on a loop that has stopped would never fire: test
+        servers come and go in one process)."""
+        loop = asyncio.get_running_loop()
+        if self._timer is not None and self._loop is loop:
+            return
+        self._loop = loop
+        self._timer = loop.call_later(self.delay, self._start)
 
     def cancel(self) -> None:
         """The pending work went with another call: nothing to flush."""
