@@ -9,28 +9,16 @@ import time
 import uuid
 
 import httpx
-import pytest
 import redis
-from django.conf import settings
 
 from apiproxy.ratelimit import CHARGE_FLUSH_SECONDS, Bucket, RateLimiter
 from portal.redisconn import async_redis
 from tests.fixtures_proxy import ProxyRig
-
-
-@pytest.fixture
-def sync_redis() -> redis.Redis:
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (make test sets it)")
-    return redis.Redis.from_url(settings.REDIS_URL)
+from tests.redisprobe import evalsha_calls
 
 
 def tokens_in_redis(client: redis.Redis, name: str) -> int:
     return sum(int(v) for v in client.hvals(f"portico:rl:{name}:t"))
-
-
-def evalsha_calls(client: redis.Redis) -> int:
-    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def test_a_charge_rides_on_the_next_admission(sync_redis: redis.Redis) -> None:

@@ -7,23 +7,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 import redis
-from django.conf import settings
 
 from apiproxy.slots import RELEASE_FLUSH_SECONDS, SlotPool
 from portal.redisconn import async_redis
-
-
-@pytest.fixture
-def sync_redis() -> redis.Redis:
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (make test sets it)")
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
-def evalsha_calls(client: redis.Redis) -> int:
-    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+from tests.redisprobe import evalsha_calls
 
 
 async def test_a_release_rides_on_the_next_acquisition(sync_redis: redis.Redis) -> None:
