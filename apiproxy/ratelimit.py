@@ -273,7 +273,7 @@ class RateLimiter:
         # Registered scripts per client: EVALSHA, so the script text travels
         # once per connection pool, not with every request.
         self._scripts: dict[int, tuple[object, object]] = {}
-        # Settled charges not yet in Redis: (token key, second) -> tokens.
+        # Settled charges not yet in Redis: (bucket name, second) -> tokens.
         self._pending: dict[tuple[str, int], int] = {}
         self._flush_soon = FlushSoon(self.charges_flush, delay=CHARGE_FLUSH_SECONDS)
 
@@ -315,11 +315,11 @@ class RateLimiter:
             keys: list[str] = []
             args: list[object] = [int(now_ms), WINDOW_MS, request_id, len(buckets)]
             for bucket in buckets:
-                keys += [f"portico:rl:{bucket.name}:r", f"portico:rl:{bucket.name}:t"]
+                keys += [_requests_key(bucket.name), _tokens_key(bucket.name)]
                 args += [bucket.rpm, bucket.tpm, cost]
             pending = self._pending_take()
-            for (key, second), tokens in pending.items():
-                keys.append(key)
+            for (name, second), tokens in pending.items():
+                keys.append(_tokens_key(name))
                 args += [second, tokens]
             try:
                 admit_script, _ = self._scripts_for(client)
@@ -355,8 +355,7 @@ class RateLimiter:
             return
         second = int(time.time())
         for name in names:
-            slot = (f"portico:rl:{name}:t", second)
-            self._pending[slot] = self._pending.get(slot, 0) + tokens
+            self._pending[name, second] = self._pending.get((name, second), 0) + tokens
         self._flush_soon.schedule()
 
     def _pending_take(self) -> dict[tuple[str, int], int]:
@@ -366,8 +365,7 @@ class RateLimiter:
 
     def _pending_to_local(self, pending: dict[tuple[str, int], int]) -> None:
         """Redis failed with charges on board: the fallback counts them."""
-        for (key, second), tokens in pending.items():
-            name = key.removeprefix("portico:rl:").removesuffix(":t")
+        for (name, second), tokens in pending.items():
             self.local.charge([name], tokens, second * 1000.0)
 
     async def charges_flush(self) -> None:
@@ -379,7 +377,7 @@ class RateLimiter:
         if client is None:
             self._pending_to_local(pending)
             return
-        keys = [key for key, _ in pending]
+        keys = [_tokens_key(name) for name, _ in pending]
         args = [
             value
             for (_, second), tokens in pending.items()
@@ -391,6 +389,14 @@ class RateLimiter:
         except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
             self._redis_failed(error)
             self._pending_to_local(pending)
+
+
+def _requests_key(name: str) -> str:
+    return f"portico:rl:{name}:r"
+
+
+def _tokens_key(name: str) -> str:
+    return f"portico:rl:{name}:t"
 
 
 def _divided(limit: int, share: int) -> int:

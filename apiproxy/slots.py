@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import defaultdict
 
+import redis.asyncio
 import redis.exceptions
 from django.conf import settings
 
@@ -90,7 +91,9 @@ class SlotPool:
         self._flush_soon.cancel()
         return releases
 
-    async def _acquire_script(self, client, key: str, cap: int, lease_id: str) -> int:  # type: ignore[no-untyped-def]
+    async def _acquire_script(
+        self, client: redis.asyncio.Redis, key: str, cap: int, lease_id: str
+    ) -> int:
         """One call: drop the leases released since the last one, then take
         `lease_id` if `key` is under `cap` (an empty id only releases)."""
         if self._script is None or self._script[0] != id(client):
