@@ -5,6 +5,7 @@ the README's screenshots."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -234,8 +235,11 @@ $$\hat{h} = -\sum_{i=1}^{n} \vec{s}_i$$
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_it_takes_the_readme_screenshots(
-    chat_browser: ChatBrowser, scheme: str
+    chat_browser: ChatBrowser, scheme: str, tmp_path: Path
 ) -> None:
+    """Into docs/screenshots/ with PORTICO_UPDATE_SCREENSHOTS=1 (then commit
+    them); otherwise into a temporary folder, so a test run leaves the
+    checkout as it was."""
     rig, page = chat_browser.rig, chat_browser.page
     page.emulate_media(color_scheme=scheme)
     page.set_viewport_size({"width": 1200, "height": 760})
@@ -256,8 +260,11 @@ def test_it_takes_the_readme_screenshots(
     page.click("[data-act=regenerate]")
     chat_browser.wait_idle()
     page.wait_for_selector(".msg.assistant math")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"chat-{scheme}.png"))
+    folder = SCREENSHOTS if os.environ.get("PORTICO_UPDATE_SCREENSHOTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / f"chat-{scheme}.png"
+    page.screenshot(path=str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert (background == "rgb(17, 20, 24)") == (scheme == "dark")
     chat_browser.assert_nothing_escaped()
