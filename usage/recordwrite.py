@@ -27,6 +27,7 @@ from usage.models import UsageRecord
 
 _MAX_SMALL = 32767
 _MAX_INT = 2_147_483_647
+_MAX_BIG = 9_223_372_036_854_775_807
 
 ROW_COLUMNS = tuple(field.name for field in dataclass_fields(MeteredRow))
 _STARTED_AT = ROW_COLUMNS.index("started_at")
@@ -65,7 +66,7 @@ def row_values(row: MeteredRow) -> list[Any]:
         _bounded(row.prompt_tokens),
         _bounded(row.completion_tokens),
         row.usage_source,
-        max(0, row.weighted_tokens),
+        _bounded(row.weighted_tokens, _MAX_BIG),
         None if row.ttft_ms is None else _bounded(row.ttft_ms),
         _bounded(row.duration_ms),
         _bounded(row.retry_count, _MAX_SMALL),

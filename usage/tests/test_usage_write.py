@@ -86,8 +86,13 @@ def test_bogus_counts_are_clamped_and_long_names_cut_instead_of_failing_the_batc
         model="m" * 300,
         finish_reason="f" * 60,
     )
+    # A backend reporting an absurd count, times a model's weight.
+    huge = row(alice, prompt_tokens=10**30, weighted_tokens=10**30)
     fine = row(alice)
-    usage_records_create(rows=[bogus, fine])
+    usage_records_create(rows=[bogus, huge, fine])
+    assert UsageRecord.objects.get(request_id=huge.request_id).weighted_tokens == (
+        2**63 - 1
+    )
     record = UsageRecord.objects.get(request_id=bogus.request_id)
     assert record.prompt_tokens == 2_147_483_647
     assert (record.completion_tokens, record.duration_ms) == (0, 0)
