@@ -136,7 +136,7 @@ def model_choices(*, user: User) -> list[str]:
     on every request.
     """
     try:
-        from apiproxy.selectors import model_list_for_user
+        from catalog.selectors import model_list_for_user
     except ImportError:
         return []
     return list(

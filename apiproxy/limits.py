@@ -23,7 +23,7 @@ class LimitTables:
 
 
 def _tables_load() -> LimitTables:
-    from apiproxy.selectors import limit_tables
+    from catalog.selectors import limit_tables
 
     return limit_tables()
 

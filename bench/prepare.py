@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     django.setup()
     from accounts.models import ApiKey, User
     from accounts.services import apikey_create, apikey_revoke, user_create_for_keys
-    from apiproxy.services import backend_add, backend_discover_models
+    from catalog.services import backend_add, backend_discover_models
 
     user = User.objects.filter(username="bench").first()
     if user is None:

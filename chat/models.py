@@ -1,7 +1,7 @@
 """Conversations and their messages, stored per user.
 
 A conversation carries its own settings (model, system prompt, temperature);
-the model's recommended sampling parameters (apiproxy.models.Model) apply
+the model's recommended sampling parameters (catalog.models.Model) apply
 where the conversation sets none. Messages are what the user wrote and what
 the model answered, with the token counts the meter saw.
 """

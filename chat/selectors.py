@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from apiproxy.selectors import model_list_for_user
+from catalog.selectors import model_list_for_user
 from chat.models import Conversation, Message
 
 # Sampling parameters the chat passes on from a model's recommended_params

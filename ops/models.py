@@ -1,6 +1,6 @@
 """What the backend health check remembers between runs, for its alerts.
 
-Routing health lives on the backend itself (apiproxy.models.Backend.healthy,
+Routing health lives on the backend itself (catalog.models.Backend.healthy,
 set by every check); this table only decides when staff are told.
 """
 
@@ -12,7 +12,7 @@ class BackendAlertState(models.Model):
     is down (so that each transition is announced once)."""
 
     backend = models.OneToOneField(
-        "apiproxy.Backend",
+        "catalog.Backend",
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="alert_state",

@@ -19,7 +19,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from apiproxy.models import Backend, Deployment
+from catalog.models import Backend, Deployment
 from apiproxy.queueing import board
 from apiproxy.slots import slot_key, slot_pool
 from ops.models import BackendAlertState

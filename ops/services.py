@@ -1,6 +1,6 @@
 """Backend health checks and the staff e-mails about them.
 
-A check is model discovery (apiproxy.services.backend_discover_models): GET
+A check is model discovery (catalog.services.backend_discover_models): GET
 /v1/models. It records the answer on the backend at once, so routing reacts
 to the first failure: the proxy's catalog carries `healthy`, and the router
 sends requests to healthy routes while there are any. The first good answer
@@ -23,8 +23,8 @@ from django.core.mail import send_mail
 from django.db.models import F
 from django.utils import timezone
 
-from apiproxy.models import Backend
-from apiproxy.services import backend_discover_all
+from catalog.models import Backend
+from catalog.services import backend_discover_all
 from ops.models import BackendAlertState
 
 logger = logging.getLogger(__name__)

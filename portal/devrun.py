@@ -90,10 +90,10 @@ def demo_backend_register(*, backend: DemoBackend) -> str:
     limit are left as staff may have set them. Returns a line for the console.
     """
     try:
-        from apiproxy.services import backend_add, backend_discover_models
+        from catalog.services import backend_add, backend_discover_models
     except ImportError:
         return (
-            "The backend catalog (apiproxy.services.backend_add) does not exist yet:"
+            "The backend catalog (catalog.services.backend_add) does not exist yet:"
             f" registration skipped. The demo backend answers at {backend.base_url}"
         )
     registered = backend_add(name=DEMO_BACKEND_NAME, base_url=backend.base_url)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "portal",
     "accounts",
+    "catalog",
     "apiproxy",
     "usage",
     "chat",
@@ -349,7 +350,7 @@ CELERY_BEAT_SCHEDULE["usage-prune"] = {
 USAGE_METERING = env_bool("USAGE_METERING", True)
 # --- end benchmark only ---
 
-# --- Model catalog and discovery (apiproxy) ---
+# --- Model catalog and discovery (catalog) ---
 # Discovery asks a backend for GET /v1/models, giving it this long. It runs as
 # part of every backend health check (BACKEND_CHECK_INTERVAL_SECONDS below),
 # and by hand with `manage.py discovermodels`.

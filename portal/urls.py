@@ -11,7 +11,7 @@ urlpatterns = [
     # Settings > Account and /api/keys/ (API keys).
     path("", include("accounts.urls")),
     # Settings > Access (service class requests).
-    path("", include("apiproxy.urls")),
+    path("", include("catalog.urls")),
     # Settings > Usage (usage, quota, CSV export).
     path("", include("usage.urls")),
 ]

@@ -10,7 +10,7 @@ from allauth.account.models import EmailAddress
 
 from accounts.models import User
 from accounts.services import IssuedKey, apikey_create
-from apiproxy.models import Backend, Deployment, Model
+from catalog.models import Backend, Deployment, Model
 from usage.models import UsageRecord
 
 PASSWORD = "correct horse battery staple"

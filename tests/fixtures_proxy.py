@@ -69,7 +69,7 @@ def model_register(
 ) -> Any:
     """Register a fake backend the way an operator does (addbackend's service)."""
     from apiproxy.catalog import catalog
-    from apiproxy.services import backend_add, backend_discover_models
+    from catalog.services import backend_add, backend_discover_models
 
     registered = backend_add(name=name, base_url=backend.base_url, **backend_fields)
     backend_discover_models(backend=registered)

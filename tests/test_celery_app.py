@@ -20,7 +20,7 @@ INSPECT = [CELERY, "-A", "portal", "inspect", "registered", "--json"]
 TASKS = {
     "usage.rollup",
     "usage.prune",
-    "apiproxy.discover_models",
+    "catalog.discover_models",
     "ops.check_backends",
 }
 

@@ -127,8 +127,8 @@ def test_the_demo_backend_streams_a_chat_with_usage_and_leaves_nothing_behind(
 @pytest.mark.demo_backend
 @pytest.mark.django_db
 def test_each_run_updates_the_one_demo_backend_in_the_catalog(tmp_path: Path) -> None:
-    pytest.importorskip("apiproxy.services", reason="the backend catalog is not there")
-    from apiproxy.models import Backend
+    pytest.importorskip("catalog.services", reason="the backend catalog is not there")
+    from catalog.models import Backend
 
     base_urls = []
     for run in range(2):

@@ -46,7 +46,7 @@ class UsageRecord(models.Model):
     )
     model = models.CharField(max_length=200, blank=True)
     backend = models.ForeignKey(
-        "apiproxy.Backend",
+        "catalog.Backend",
         null=True,
         blank=True,
         on_delete=models.DO_NOTHING,

@@ -124,7 +124,7 @@ def test_issuekey_sets_the_keys_own_rate_limits(alice) -> None:
     from django.core.management import call_command
 
     from accounts.selectors import apikey_authenticate
-    from apiproxy.models import KeyLimits
+    from catalog.models import KeyLimits
 
     out = StringIO()
     call_command("issuekey", "alice", "--rpm", "30", "--tpm", "0", stdout=out)

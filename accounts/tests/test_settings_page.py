@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, User
 from accounts.selectors import apikey_authenticate
 from accounts.tests.conftest import login
-from apiproxy.models import Backend, Deployment, Model
+from catalog.models import Backend, Deployment, Model
 from tests.factories import PASSWORD, apikey_make
 
 pytestmark = pytest.mark.django_db

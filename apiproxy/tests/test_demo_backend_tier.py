@@ -14,7 +14,7 @@ import pytest
 
 from accounts.services import apikey_create
 from apiproxy.catalog import catalog
-from apiproxy.services import backend_add, backend_discover_models
+from catalog.services import backend_add, backend_discover_models
 from portal.demobackend import MODEL_ID, DemoBackendUnavailable, demo_backend_start
 from tests.factories import user_make
 from tests.fixtures_browser import ThreadedUvicorn

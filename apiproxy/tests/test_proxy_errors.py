@@ -58,7 +58,7 @@ def test_a_prompt_beyond_the_context_window_is_refused_before_sending(
     proxy: ProxyRig,
 ) -> None:
     from apiproxy.catalog import catalog
-    from apiproxy.models import Model
+    from catalog.models import Model
 
     Model.objects.filter(public_id="fake-chat").update(context_window=100)
     catalog.invalidate()
@@ -73,7 +73,7 @@ def test_a_prompt_beyond_the_context_window_is_refused_before_sending(
 
 def test_max_tokens_is_clamped_to_what_fits(proxy: ProxyRig) -> None:
     from apiproxy.catalog import catalog
-    from apiproxy.models import Model
+    from catalog.models import Model
 
     Model.objects.filter(public_id="fake-chat").update(max_output_tokens=16)
     catalog.invalidate()
@@ -93,7 +93,7 @@ def test_a_model_of_another_group_is_a_403(proxy: ProxyRig) -> None:
     from django.contrib.auth.models import Group
 
     from apiproxy.catalog import catalog
-    from apiproxy.models import Model
+    from catalog.models import Model
 
     model = Model.objects.get(public_id="fake-chat")
     model.everyone = False

@@ -12,7 +12,7 @@ import redis
 
 from accounts.services import apikey_create
 from apiproxy.catalog import catalog
-from apiproxy.models import Backend
+from catalog.models import Backend
 from apiproxy.queueing import ModelQueue, Waiter, board
 from apiproxy.slots import slot_key
 from tests.factories import user_make

@@ -72,7 +72,7 @@ def test_a_proxied_answer_is_charged_its_real_token_count(
 ) -> None:
     from accounts.models import ApiKey
     from apiproxy.limits import limit_tables
-    from apiproxy.models import KeyLimits
+    from catalog.models import KeyLimits
 
     settings.LIMITS_REFRESH_SECONDS = 0
     key = ApiKey.objects.get(user=proxy.user)

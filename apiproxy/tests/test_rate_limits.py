@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from apiproxy.models import GroupLimits, KeyLimits, UserLimits
+from catalog.models import GroupLimits, KeyLimits, UserLimits
 from tests.fixtures_proxy import ProxyRig
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -97,7 +97,7 @@ def test_user_override_beats_group_default_and_groups_take_the_most_generous(
     group = Group.objects.create(name="chemistry")
     GroupLimits.objects.create(group=group, rpm=3)
     UserLimits.objects.create(user=proxy.user, rpm=7)
-    from apiproxy.selectors import limit_tables
+    from catalog.selectors import limit_tables
 
     loaded = limit_tables()
     assert loaded.groups[group.pk] == (3, None)

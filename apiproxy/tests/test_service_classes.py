@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 
 from apiproxy.catalog import catalog
 from apiproxy.limits import limit_tables
-from apiproxy.models import Backend, GroupLimits
+from catalog.models import Backend, GroupLimits
 from tests.fakebackend import FakeBackend
 from tests.fixtures_proxy import ProxyRig, model_register
 

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from apiproxy.models import Model
+from catalog.models import Model
 from chat.models import Conversation
 from chat.services import conversation_create
 from tests.fixtures_proxy import ProxyRig
@@ -61,8 +61,8 @@ class ChatRig:
     def vision_model(self) -> Model:
         """Let the fake backend serve `fake-vision`, marked vision-capable."""
         from apiproxy.catalog import catalog
-        from apiproxy.models import Backend
-        from apiproxy.services import backend_discover_models
+        from catalog.models import Backend
+        from catalog.services import backend_discover_models
 
         self.backend.behaviour.models = [*self.backend.behaviour.models, "fake-vision"]
         backend_discover_models(backend=Backend.objects.get(name="fake"))

@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from apiproxy.models import UserLimits
+from catalog.models import UserLimits
 from chat.models import Conversation, Message
 from chat.services import conversation_create
 from chat.tests.conftest import ChatBrowser

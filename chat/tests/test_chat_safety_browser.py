@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from apiproxy.catalog import catalog
-from apiproxy.models import Backend
+from catalog.models import Backend
 from chat.services import conversation_create, conversation_turn_start
 from chat.tests.conftest import ChatBrowser
 from tests.factories import user_make

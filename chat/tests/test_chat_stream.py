@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from apiproxy.models import UserLimits
+from catalog.models import UserLimits
 from chat.models import Message
 from chat.tests.conftest import ChatRig
 from tests.factories import user_make
@@ -71,7 +71,7 @@ def test_staff_recommended_parameters_apply_unless_the_conversation_sets_them(
     chat: ChatRig,
 ) -> None:
     from apiproxy.catalog import catalog
-    from apiproxy.models import Model
+    from catalog.models import Model
 
     Model.objects.filter(public_id="fake-chat").update(
         recommended_params={"temperature": 0.6, "top_p": 0.95, "min_p": 0.05}
@@ -198,7 +198,7 @@ def test_images_reach_a_vision_model_and_are_refused_for_others(
 
 def test_a_browser_request_waits_in_line_and_hears_its_place(chat: ChatRig) -> None:
     from apiproxy.catalog import catalog
-    from apiproxy.models import Backend
+    from catalog.models import Backend
 
     Backend.objects.filter(name="fake").update(max_concurrency=1)
     catalog.invalidate()

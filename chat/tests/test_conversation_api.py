@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from apiproxy.models import Model
+from catalog.models import Model
 from chat.models import Conversation
 from chat.services import conversation_create, conversation_turn_start
 from tests.factories import model_make

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 
 from accounts.models import User
-from apiproxy.models import Backend
+from catalog.models import Backend
 from ops.models import BackendAlertState
 from ops.services import backend_check_all, backend_check_record
 from ops.tasks import check_backends

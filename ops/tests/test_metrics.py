@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from apiproxy.models import Backend
+from catalog.models import Backend
 from apiproxy.ratelimit import rate_limiter
 from ops.probes import metrics_allowed
 from tests.fixtures_proxy import ProxyRig

@@ -70,7 +70,7 @@ def test_readyz_turns_503_when_every_backend_fails_and_recovers(
 
 
 def test_readyz_is_not_ready_without_any_backend(proxy: ProxyRig) -> None:
-    from apiproxy.models import Backend
+    from catalog.models import Backend
 
     Backend.objects.update(enabled=False)
     status, body = readyz(proxy.server.url)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from apiproxy.models import Model
+from catalog.models import Model
 from tests.fixtures_proxy import ProxyRig
 from usage.models import UsageRecord
 from usage.services import quota_set

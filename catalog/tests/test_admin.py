@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from apiproxy.models import Backend, Model
-from apiproxy.services import backend_add, backend_discover_models
+from catalog.models import Backend, Model
+from catalog.services import backend_add, backend_discover_models
 from tests.factories import backend_make, model_make
 from tests.fakebackend import FakeBackend
 
@@ -27,11 +27,11 @@ def admin_client_(staff: Any) -> Client:
 @pytest.mark.parametrize(
     "url_name",
     [
-        "admin:apiproxy_backend_changelist",
-        "admin:apiproxy_backend_add",
-        "admin:apiproxy_model_changelist",
-        "admin:apiproxy_model_add",
-        "admin:apiproxy_deployment_changelist",
+        "admin:catalog_backend_changelist",
+        "admin:catalog_backend_add",
+        "admin:catalog_model_changelist",
+        "admin:catalog_model_add",
+        "admin:catalog_deployment_changelist",
     ],
 )
 def test_catalog_pages_render_for_staff(admin_client_: Client, url_name: str) -> None:
@@ -42,7 +42,7 @@ def test_catalog_pages_render_for_staff(admin_client_: Client, url_name: str) ->
 def test_model_list_filters_and_search_render(admin_client_: Client) -> None:
     model_make(public_id="llama")
     model_make(public_id="bge-embed", supports_embeddings=True)
-    url = reverse("admin:apiproxy_model_changelist")
+    url = reverse("admin:catalog_model_changelist")
     found = admin_client_.get(url, {"q": "bge"}).context["cl"].result_list
     assert [model.public_id for model in found] == ["bge-embed"]
     backend = Backend.objects.get(name="backend-llama")
@@ -54,9 +54,9 @@ def test_model_list_filters_and_search_render(admin_client_: Client) -> None:
 
 def test_the_backend_api_key_is_never_shown_back(admin_client_: Client) -> None:
     backend = backend_make(api_key="sk-very-secret-backend-key")
-    url = reverse("admin:apiproxy_backend_change", args=[backend.pk])
+    url = reverse("admin:catalog_backend_change", args=[backend.pk])
     assert "sk-very-secret-backend-key" not in admin_client_.get(url).content.decode()
-    listing = admin_client_.get(reverse("admin:apiproxy_backend_changelist"))
+    listing = admin_client_.get(reverse("admin:catalog_backend_changelist"))
     assert "sk-very-secret-backend-key" not in listing.content.decode()
 
 
@@ -78,7 +78,7 @@ def backend_form(backend: Backend, **changes: Any) -> dict[str, Any]:
 
 def test_saving_with_an_empty_key_field_keeps_the_key(admin_client_: Client) -> None:
     backend = backend_make(api_key="sk-keep")
-    url = reverse("admin:apiproxy_backend_change", args=[backend.pk])
+    url = reverse("admin:catalog_backend_change", args=[backend.pk])
     response = admin_client_.post(url, backend_form(backend, max_concurrency=9))
     assert response.status_code == 302
     backend.refresh_from_db()
@@ -96,7 +96,7 @@ def test_adding_a_backend_in_admin_normalises_its_url_and_discovers(
 ) -> None:
     fake_backend.behaviour.models = ["llama"]
     response = admin_client_.post(
-        reverse("admin:apiproxy_backend_add"),
+        reverse("admin:catalog_backend_add"),
         {
             "name": "gpu01",
             "base_url": fake_backend.root_url + "/",
@@ -118,7 +118,7 @@ def test_the_refresh_action_reports_each_backend(
     alive = backend_add(name="alive", base_url=fake_backend.base_url)
     dead = backend_make(name="dead")
     response = admin_client_.post(
-        reverse("admin:apiproxy_backend_changelist"),
+        reverse("admin:catalog_backend_changelist"),
         {"action": "refresh_discovery", "_selected_action": [alive.pk, dead.pk]},
         follow=True,
     )
@@ -159,7 +159,7 @@ def test_staff_capability_edits_are_kept_from_discovery(
     backend = backend_add(name="gpu01", base_url=fake_backend.base_url)
     backend_discover_models(backend=backend)
     model = Model.objects.get(public_id="llama")
-    url = reverse("admin:apiproxy_model_change", args=[model.pk])
+    url = reverse("admin:catalog_model_change", args=[model.pk])
     lab = Group.objects.create(name="lab")
     response = admin_client_.post(
         url,
@@ -190,7 +190,7 @@ def test_staff_capability_edits_are_kept_from_discovery(
 
 def test_editing_only_the_display_name_does_not_lock(admin_client_: Client) -> None:
     model = model_make(public_id="llama")
-    url = reverse("admin:apiproxy_model_change", args=[model.pk])
+    url = reverse("admin:catalog_model_change", args=[model.pk])
     response = admin_client_.post(url, model_form(model, display_name="Llama"))
     assert response.status_code == 302, response.content.decode()[:2000]
     model.refresh_from_db()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from apiproxy.services import backend_discover_all
+from catalog.services import backend_discover_all
 from portal.celery import app
 
 
-@app.task(name="apiproxy.discover_models", ignore_result=True)
+@app.task(name="catalog.discover_models", ignore_result=True)
 def discover_models() -> int:
     """Refresh every enabled backend's models (`manage.py discovermodels`).
 

@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from apiproxy.forms import AccessRequestForm
-from apiproxy.selectors import access_classes_for_user
-from apiproxy.services import access_request_create
+from catalog.access_requests import access_request_create
+from catalog.forms import AccessRequestForm
+from catalog.selectors import access_classes_for_user
 
 
 @login_required
@@ -28,5 +28,5 @@ def settings_access(request: HttpRequest) -> HttpResponse:
             return redirect("settings_access")
     classes = access_classes_for_user(user=request.user)
     return render(
-        request, "apiproxy/settings_access.html", {"form": form, "classes": classes}
+        request, "catalog/settings_access.html", {"form": form, "classes": classes}
     )

@@ -1,6 +1,6 @@
 """Reading a backend's GET /v1/models answer: ids, capabilities, context windows.
 
-Pure functions, no I/O or database (apiproxy.services does those). Backends
+Pure functions, no I/O or database (catalog.services does those). Backends
 report differently, so this is the one place that knows the dialects:
 
 - vLLM: `max_model_len` on each entry.

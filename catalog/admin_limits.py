@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apiproxy.models import AccessRequest, GroupLimits, KeyLimits, UserLimits
-from apiproxy.services import access_request_decide
+from catalog.access_requests import access_request_decide
+from catalog.models import AccessRequest, GroupLimits, KeyLimits, UserLimits
 
 
 class GroupLimitsInline(admin.StackedInline):

@@ -8,9 +8,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apiproxy.management.commands._discovery_output import discovery_print
-from apiproxy.models import Backend
-from apiproxy.services import backend_add, backend_discover_models
+from catalog.management.commands._discovery_output import discovery_print
+from catalog.models import Backend
+from catalog.services import backend_add, backend_discover_models
 
 
 class Command(BaseCommand):

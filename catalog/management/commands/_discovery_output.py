@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import OutputWrapper
 from django.core.management.color import Style
 
-from apiproxy.services import DiscoveryResult
+from catalog.services import DiscoveryResult
 
 
 def discovery_print(

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 
-from apiproxy.models import Backend, Deployment, Model
-from apiproxy.selectors import model_get_for_user, model_list_for_user
+from catalog.models import Backend, Deployment, Model
+from catalog.selectors import model_get_for_user, model_list_for_user
 from tests.factories import backend_make, model_make
 
 

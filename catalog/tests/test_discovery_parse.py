@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apiproxy.discovery import ModelListInvalid, model_list_parse
+from catalog.discovery import ModelListInvalid, model_list_parse
 
 
 def parse_one(entry: dict, **top: object) -> object:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 
-from apiproxy.models import Backend, Deployment
-from apiproxy.selectors import catalog_snapshot
-from apiproxy.snapshot import CatalogModel, Route
+from catalog.models import Backend, Deployment
+from catalog.selectors import catalog_snapshot
+from catalog.snapshot import CatalogModel, Route
 from tests.factories import backend_make, model_make
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The catalog as plain frozen data, for the proxy's in-memory cache.
 
-Built by apiproxy.selectors.catalog_snapshot off the request path; nothing here
+Built by catalog.selectors.catalog_snapshot off the request path; nothing here
 touches the ORM, so the hot path reads attributes and nothing else. `as_dict`
 gives JSON-ready dicts for anything that must cross a process boundary.
 """

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apiproxy import views
+from catalog import views
 
 urlpatterns = [
     path("settings/access/", views.settings_access, name="settings_access"),

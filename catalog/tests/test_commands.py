@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from apiproxy.models import Backend, Model
-from apiproxy.tasks import discover_models
+from catalog.models import Backend, Model
+from catalog.tasks import discover_models
 from tests.fakebackend import FakeBackend
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apiproxy.management.commands._discovery_output import discovery_print
-from apiproxy.selectors import backend_get
-from apiproxy.services import backend_discover_all, backend_discover_models
+from catalog.management.commands._discovery_output import discovery_print
+from catalog.selectors import backend_get
+from catalog.services import backend_discover_all, backend_discover_models
 
 
 class Command(BaseCommand):

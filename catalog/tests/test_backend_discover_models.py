@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from apiproxy.models import Backend, Deployment, Model
-from apiproxy.services import (
+from catalog.models import Backend, Deployment, Model
+from catalog.services import (
     backend_add,
     backend_discover_all,
     backend_discover_models,

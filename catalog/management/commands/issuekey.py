@@ -1,7 +1,8 @@
 """`manage.py issuekey USERNAME`: make an API key and print only the key.
 
 For operators and scripts (`KEY=$(python manage.py issuekey alice)`): the key
-is the only thing on stdout; anything else goes to stderr.
+is the only thing on stdout; anything else goes to stderr. It lives in the
+catalog because `--rpm`/`--tpm` write the key's row of the limit tables.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from accounts.selectors import user_get_by_username
 from accounts.services import apikey_create, user_create_for_keys
+from catalog.services import key_limits_set
 
 
 class Command(BaseCommand):
@@ -92,8 +94,6 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError(_messages(error)) from None
         if options["rpm"] is not None or options["tpm"] is not None:
-            from apiproxy.services import key_limits_set
-
             try:
                 key_limits_set(key=issued.key, rpm=options["rpm"], tpm=options["tpm"])
             except ValidationError as error:

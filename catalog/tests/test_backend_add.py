@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from apiproxy.baseurl import base_url_normalise
-from apiproxy.models import Backend
-from apiproxy.services import backend_add
+from catalog.baseurl import base_url_normalise
+from catalog.models import Backend
+from catalog.services import backend_add
 
 
 @pytest.mark.parametrize(

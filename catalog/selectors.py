@@ -8,8 +8,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
-from apiproxy.models import Backend, Deployment, Model
-from apiproxy.snapshot import CatalogModel, Route
+from catalog.models import Backend, Deployment, Model
+from catalog.snapshot import CatalogModel, Route
 
 if TYPE_CHECKING:
     from apiproxy.limits import LimitTables
@@ -45,7 +45,7 @@ def model_get_for_user(*, user: Any, public_id: str) -> Model | None:
 
 def catalog_snapshot() -> list[CatalogModel]:
     """Every available model with its live routes and allowed groups, as frozen
-    plain data (apiproxy.snapshot). Four queries whatever the catalog's size;
+    plain data (catalog.snapshot). Four queries whatever the catalog's size;
     backend API keys are decrypted once per backend."""
     backends = {b.pk: b for b in Backend.objects.filter(enabled=True)}
     models = model_available_list().prefetch_related(
@@ -101,7 +101,7 @@ def limit_tables() -> LimitTables:
     """Every limit override, as plain dicts for the proxy's cache (small tables:
     one row per group, user or key that has an override)."""
     from apiproxy.limits import LimitTables
-    from apiproxy.models import GroupLimits, KeyLimits, UserLimits
+    from catalog.models import GroupLimits, KeyLimits, UserLimits
 
     groups = GroupLimits.objects.values_list(
         "group_id", "rpm", "tpm", "dedicated_access"
@@ -123,7 +123,7 @@ def limit_tables() -> LimitTables:
 def access_classes_for_user(*, user: Any) -> list[dict[str, Any]]:
     """The service classes a user may ask for, with where the user stands:
     member, waiting, or free to ask (and the last decision, if any)."""
-    from apiproxy.models import AccessRequest, GroupLimits
+    from catalog.models import AccessRequest, GroupLimits
 
     member_of = set(user.groups.values_list("pk", flat=True))
     latest: dict[int, AccessRequest] = {}

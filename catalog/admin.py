@@ -9,9 +9,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apiproxy.baseurl import base_url_normalise
-from apiproxy.models import Backend, Deployment, Model
-from apiproxy.services import backend_discover_models
+from catalog.baseurl import base_url_normalise
+from catalog.models import Backend, Deployment, Model
+from catalog.services import backend_discover_models
 
 # Staff edits to these stick: discovery stops updating them (capabilities_locked).
 STAFF_OWNED_FIELDS = frozenset(
@@ -203,4 +203,4 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 # Limits, service classes and access requests live in their own module.
-from apiproxy import admin_limits  # noqa: E402, F401
+from catalog import admin_limits  # noqa: E402, F401

@@ -3,7 +3,7 @@
 
 Discovery fills these from each backend's GET /v1/models; staff correct them in
 admin. The proxy never reads them directly: it works from a snapshot
-(apiproxy.selectors.catalog_snapshot) refreshed off the request path.
+(catalog.selectors.catalog_snapshot) refreshed off the request path.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from apiproxy.baseurl import base_url_validate
-from apiproxy.crypto import EncryptedTextField
+from catalog.baseurl import base_url_validate
+from catalog.crypto import EncryptedTextField
 
 CAPABILITIES = ("chat", "completions", "embeddings", "transcription", "vision")
 
@@ -70,6 +70,7 @@ class Backend(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "apiproxy_backend"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -129,6 +130,7 @@ class Model(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "apiproxy_model"
         ordering = ["public_id"]
 
     def __str__(self) -> str:
@@ -164,6 +166,7 @@ class Deployment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "apiproxy_deployment"
         ordering = ["model__public_id", "backend__name"]
         constraints = [
             models.UniqueConstraint(
@@ -217,6 +220,7 @@ class GroupLimits(LimitFields):
     )
 
     class Meta:
+        db_table = "apiproxy_grouplimits"
         verbose_name = verbose_name_plural = "group limits and classes"
 
     def __str__(self) -> str:
@@ -229,6 +233,7 @@ class UserLimits(LimitFields):
     )
 
     class Meta:
+        db_table = "apiproxy_userlimits"
         verbose_name = verbose_name_plural = "user limits"
 
     def __str__(self) -> str:
@@ -241,6 +246,7 @@ class KeyLimits(LimitFields):
     )
 
     class Meta:
+        db_table = "apiproxy_keylimits"
         verbose_name = verbose_name_plural = "key limits"
 
     def __str__(self) -> str:
@@ -283,6 +289,7 @@ class AccessRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "apiproxy_accessrequest"
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from apiproxy.models import AccessRequest, GroupLimits
+from catalog.models import AccessRequest, GroupLimits
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_a_request_is_approved_in_admin_and_the_user_is_told(
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         admin.post(
-            reverse("admin:apiproxy_accessrequest_changelist"),
+            reverse("admin:catalog_accessrequest_changelist"),
             {"action": "approve", "_selected_action": [request.pk]},
         )
     request.refresh_from_db()
@@ -78,7 +78,7 @@ def test_a_refusal_carries_the_staff_note(
     request = AccessRequest.objects.get(user=alice)
     request.staff_note = "Please use the shared class for now."
     request.save()
-    from apiproxy.services import access_request_decide
+    from catalog.access_requests import access_request_decide
 
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -125,6 +125,6 @@ def test_staff_edit_limits_on_the_group_page(
     assert b"dedicated_access" in page.content
     assert client.get(reverse("admin:auth_group_changelist")).status_code == 200
     assert (
-        client.get(reverse("admin:apiproxy_userlimits_changelist")).status_code == 200
+        client.get(reverse("admin:catalog_userlimits_changelist")).status_code == 200
     )
-    assert client.get(reverse("admin:apiproxy_keylimits_changelist")).status_code == 200
+    assert client.get(reverse("admin:catalog_keylimits_changelist")).status_code == 200
