@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.urls import reverse
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.reauth import reauthentication_due
@@ -89,41 +88,11 @@ class ReauthenticationRequired(APIException):
         "Confirm your password first: creating or rolling a key needs a recent login."
     )
 
-
-def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DjangoValidationError):
-        exc = ValidationError(exc.message_dict)
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, ValidationError):
-        error: dict[str, Any] = {
-            "code": "invalid",
-            "message": "Invalid input.",
-            "fields": exc.detail
-            if isinstance(exc.detail, dict)
-            else {"non_field_errors": exc.detail},
-        }
-    elif isinstance(exc, APIException):
-        codes = exc.get_codes()
-        error = {
-            "code": codes if isinstance(codes, str) else "error",
-            "message": str(exc.detail),
-        }
-    else:  # Http404 and PermissionDenied, turned into responses by DRF
-        error = {"code": "not_found", "message": "Not found."}
-        if response.status_code == status.HTTP_403_FORBIDDEN:
-            error = {"code": "permission_denied", "message": "Not allowed."}
-    if isinstance(exc, ReauthenticationRequired):
-        error["reauthenticate_url"] = reverse("account_reauthenticate")
-    response.data = {"error": error}
-    return response
+    def error_fields(self) -> dict[str, str]:
+        return {"reauthenticate_url": reverse("account_reauthenticate")}
 
 
 class _KeyApiView(APIView):
-    def get_exception_handler(self):  # type: ignore[no-untyped-def]
-        return _error_handler
-
     def _key(self, request: Request, key_id: int) -> ApiKey:
         key = apikey_get(user=request.user, key_id=key_id)
         if key is None:

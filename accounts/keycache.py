@@ -41,28 +41,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import redis
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from accounts.keyformat import dummy_digest_compare, key_digest, key_parse
 from accounts.keysignal import (
     GENERATION_KEY,
-    RemoteGeneration,
     apikey_generation_bump,
     local_generation,
+    remote_generation_read,
 )
-from accounts.selectors import KeyPrincipal, apikey_principal_get
+from accounts.selectors import Principal, apikey_principal_get
 from accounts.services import apikey_last_used_record
+from portal.dbthread import in_db_thread
 
 __all__ = [
     "GENERATION_KEY",
     "KeyCache",
-    "KeyPrincipal",
     "LastUsedWriter",
+    "Principal",
     "apikey_generation_bump",
     "key_cache",
     "key_principal_get",
@@ -76,29 +74,16 @@ LAST_USED_EVERY_SECONDS = 60.0
 # A flood of random well-formed keys must not grow memory without bound.
 MAX_ENTRIES = 50_000
 
-T = TypeVar("T")
 _Slot = tuple[str, tuple[int, int]]
 
 
-def _in_worker_thread(function: Callable[[], T]) -> T:
-    # A worker thread keeps its connection between calls; close it when it has
-    # outlived CONN_MAX_AGE or broke, as Django does around each request.
-    close_old_connections()
-    try:
-        return function()
-    finally:
-        close_old_connections()
-
-
-def _principal_load(raw_key: str) -> KeyPrincipal | None:
-    return _in_worker_thread(lambda: apikey_principal_get(raw_key=raw_key))
+def _principal_load(raw_key: str) -> Principal | None:
+    return apikey_principal_get(raw_key=raw_key)
 
 
 def _last_used_write(uses: dict[int, float]) -> int:
     used_at = datetime.fromtimestamp(max(uses.values()), tz=UTC)
-    return _in_worker_thread(
-        lambda: apikey_last_used_record(key_ids=sorted(uses), used_at=used_at)
-    )
+    return apikey_last_used_record(key_ids=sorted(uses), used_at=used_at)
 
 
 class LastUsedWriter:
@@ -130,7 +115,7 @@ class LastUsedWriter:
             return True
         batch, self._pending = self._pending, {}
         try:
-            await sync_to_async(_last_used_write, thread_sensitive=False)(batch)
+            await in_db_thread(_last_used_write, batch)
         except Exception:
             logger.warning("Could not record API key use; will retry", exc_info=True)
             for key_id, at in batch.items():
@@ -153,16 +138,25 @@ class LastUsedWriter:
 
 @dataclass(slots=True)
 class _Entry:
-    principal: KeyPrincipal | None
+    principal: Principal | None
     generation: tuple[int, int]
     fresh_until: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCacheStats:
+    entries: int  # keys (and refusals) held
+    loads: int  # database look-ups since start
+
+
 class KeyCache:
+    def stats(self) -> KeyCacheStats:
+        return KeyCacheStats(entries=len(self._entries), loads=self.loads)
+
     def __init__(
         self,
         *,
-        loader: Callable[[str], KeyPrincipal | None] = _principal_load,
+        loader: Callable[[str], Principal | None] = _principal_load,
         writer: LastUsedWriter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -171,9 +165,8 @@ class KeyCache:
         self.clock = clock
         self.loads = 0
         self._entries: dict[str, _Entry] = {}
-        self._inflight: dict[_Slot, asyncio.Task[KeyPrincipal | None]] = {}
+        self._inflight: dict[_Slot, asyncio.Task[Principal | None]] = {}
         self._last_noted: dict[int, float] = {}
-        self._remote = RemoteGeneration()
         self._remote_seen: bytes | None = None
         self._epoch = 0
         self._local_seen = local_generation.value
@@ -183,7 +176,7 @@ class KeyCache:
         self._entries.clear()
         self._epoch += 1
 
-    async def get(self, raw_key: str) -> KeyPrincipal | None:
+    async def get(self, raw_key: str) -> Principal | None:
         parsed = key_parse(raw_key)
         if parsed is None:
             dummy_digest_compare(raw_key if isinstance(raw_key, str) else "")
@@ -212,7 +205,7 @@ class KeyCache:
         # Set first: requests arriving while the GET is out do not send another.
         self._next_poll = now + POLL_SECONDS
         try:
-            seen = await self._remote.read()
+            seen = await remote_generation_read()
         except (redis.RedisError, OSError):
             logger.warning("Cannot read the key generation from Redis", exc_info=True)
             self.clear()
@@ -223,7 +216,7 @@ class KeyCache:
 
     async def _load(
         self, digest: str, raw_key: str, generation: tuple[int, int]
-    ) -> KeyPrincipal | None:
+    ) -> Principal | None:
         # One load per key and generation, in its own task: a request that is
         # cancelled (client gone) neither cancels nor loses the load for others.
         loop = asyncio.get_running_loop()
@@ -235,7 +228,7 @@ class KeyCache:
             task.add_done_callback(lambda done: self._load_done(slot, done))
         return await asyncio.shield(task)
 
-    def _load_done(self, slot: _Slot, task: asyncio.Task[KeyPrincipal | None]) -> None:
+    def _load_done(self, slot: _Slot, task: asyncio.Task[Principal | None]) -> None:
         if self._inflight.get(slot) is task:
             del self._inflight[slot]
         if not task.cancelled() and task.exception() is not None:
@@ -243,9 +236,9 @@ class KeyCache:
 
     async def _load_and_store(
         self, digest: str, raw_key: str, generation: tuple[int, int]
-    ) -> KeyPrincipal | None:
+    ) -> Principal | None:
         self.loads += 1
-        principal = await sync_to_async(self.loader, thread_sensitive=False)(raw_key)
+        principal = await in_db_thread(self.loader, raw_key)
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         ttl = settings.API_KEY_CACHE_SECONDS if principal else NEGATIVE_SECONDS
@@ -271,6 +264,6 @@ class KeyCache:
 key_cache = KeyCache()
 
 
-async def key_principal_get(raw_key: str) -> KeyPrincipal | None:
+async def key_principal_get(raw_key: str) -> Principal | None:
     """Who `raw_key` speaks for, or None: the proxy's only key check."""
     return await key_cache.get(raw_key)

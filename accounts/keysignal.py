@@ -12,15 +12,14 @@ process needs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import threading
 
 import redis
-import redis.asyncio
-from django.conf import settings
 from django.db import transaction
+
+from portal.redisconn import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
 
@@ -41,24 +40,15 @@ class LocalGeneration:
 
 
 local_generation = LocalGeneration()
-_sync_clients: dict[str, redis.Redis] = {}
-
-
-def _redis_sync(url: str) -> redis.Redis:
-    client = _sync_clients.get(url)
-    if client is None:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        _sync_clients[url] = client
-    return client
 
 
 def _signal_everywhere() -> None:
     local_generation.bump()
-    url = settings.REDIS_URL
-    if not url:
+    client = sync_redis()
+    if client is None:
         return
     try:
-        _redis_sync(url).set(GENERATION_KEY, secrets.token_hex(16))
+        client.set(GENERATION_KEY, secrets.token_hex(16))
     except redis.RedisError:
         logger.exception(
             "Could not signal an API key change through Redis; other processes "
@@ -77,25 +67,11 @@ def apikey_generation_bump() -> None:
     transaction.on_commit(_signal_everywhere)
 
 
-class RemoteGeneration:
-    """Reads the Redis token with an asyncio client made per event loop."""
-
-    def __init__(self) -> None:
-        # (loop, url, client): an asyncio client belongs to the loop it was made
-        # on; holding the loop also keeps its id from being reused.
-        self._current: (
-            tuple[asyncio.AbstractEventLoop, str, redis.asyncio.Redis] | None
-        ) = None
-
-    async def read(self) -> bytes | None:
-        url = settings.REDIS_URL
-        if not url:
-            return None
-        loop = asyncio.get_running_loop()
-        if self._current is None or self._current[:2] != (loop, url):
-            client = redis.asyncio.Redis.from_url(
-                url, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
-            self._current = (loop, url, client)
-        value: bytes | None = await self._current[2].get(GENERATION_KEY)
-        return value
+async def remote_generation_read() -> bytes | None:
+    """The Redis token, through the hot path's shared client (None without
+    Redis)."""
+    client = async_redis()
+    if client is None:
+        return None
+    value: bytes | None = await client.get(GENERATION_KEY)
+    return value

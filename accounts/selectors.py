@@ -4,6 +4,7 @@ calls it on a cache miss, so there is exactly one place that decides."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,11 +23,13 @@ from accounts.models import ApiKey, User
 
 
 @dataclass(frozen=True, slots=True)
-class KeyPrincipal:
-    """Who a valid key speaks for, as the proxy needs it: small, immutable and
-    free of ORM objects, so that a cache can hand it out across coroutines."""
+class Principal:
+    """Who a request speaks for, as the proxy and the access rule need it:
+    small, immutable and free of ORM objects, so that a cache can hand it out
+    across coroutines. Through the API door it is a key's (`key_id` set, the
+    key's allowlist applies); through the browser door the session user's."""
 
-    key_id: int
+    key_id: int | None
     lookup_id: str
     display: str
     user_id: int
@@ -36,6 +39,7 @@ class KeyPrincipal:
     # None: every model the user may use; else only these public model ids.
     allowed_models: tuple[str, ...] | None
     expires_at: datetime | None
+    browser: bool = False
 
     def allows_model(self, public_id: str) -> bool:
         return self.allowed_models is None or public_id in self.allowed_models
@@ -68,8 +72,8 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     return key
 
 
-def apikey_principal_get(*, raw_key: str) -> KeyPrincipal | None:
-    """`apikey_authenticate`, answered as a KeyPrincipal (two queries on success)."""
+def apikey_principal_get(*, raw_key: str) -> Principal | None:
+    """`apikey_authenticate`, answered as a Principal (two queries on success)."""
     key = apikey_authenticate(raw_key=raw_key)
     if key is None:
         return None
@@ -77,7 +81,7 @@ def apikey_principal_get(*, raw_key: str) -> KeyPrincipal | None:
         sorted(key.user.groups.values_list("pk", flat=True))  # type: ignore[attr-defined]
     )
     allowed = key.allowed_models
-    return KeyPrincipal(
+    return Principal(
         key_id=key.pk,
         lookup_id=key.lookup_id,
         display=key.display,
@@ -126,21 +130,41 @@ def user_get_by_username(*, username: str) -> User | None:
     return User.objects.filter(username=username).first()
 
 
+def principal_for_user(*, user: User, browser: bool = True) -> Principal:
+    """The principal of a signed-in user with no key: the browser door's, and
+    the one pages use to ask the access rule what the user may call."""
+    return Principal(
+        key_id=None,
+        lookup_id="",
+        display="browser session",
+        user_id=user.pk,
+        username=user.get_username(),
+        is_staff=user.is_staff,
+        group_ids=tuple(sorted(user.groups.values_list("pk", flat=True))),
+        allowed_models=None,
+        expires_at=None,
+        browser=browser,
+    )
+
+
+ModelChoices = Callable[[User], list[str]]
+_model_choices_source: ModelChoices | None = None
+
+
+def model_choices_source_set(source: ModelChoices | None) -> None:
+    """Where the key form's allowlist choices come from. The catalog, which
+    sits above accounts, registers its access rule here when it loads."""
+    global _model_choices_source
+    _model_choices_source = source
+
+
 def model_choices(*, user: User) -> list[str]:
     """Public ids of the models `user` may call, for the key form's allowlist.
 
-    The catalog belongs to apiproxy, which itself imports accounts; it is
-    imported here, late, so that neither app needs the other to load, and an
-    empty list (no catalog yet) makes the form fall back to free text. An
-    allowlist only narrows a key: the proxy still checks the user's own access
-    on every request.
+    An empty list (no catalog installed) makes the form fall back to free
+    text. An allowlist only narrows a key: the proxy still checks the user's
+    own access on every request.
     """
-    try:
-        from catalog.selectors import model_list_for_user
-    except ImportError:
+    if _model_choices_source is None:
         return []
-    return list(
-        model_list_for_user(user=user)
-        .order_by("public_id")
-        .values_list("public_id", flat=True)
-    )
+    return _model_choices_source(user)

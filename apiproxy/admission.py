@@ -1,61 +1,102 @@
-"""Step 3, admit: may this request go ahead? The model (exists, allowed,
-capable, in the caller's service class), the context window, and the rate
-limits. Everything here reads in-memory snapshots; the only I/O is the
-limiter's single Redis round trip."""
+"""Step 3, admit: may this request go ahead?
+
+One function, `admit`, for every endpoint and both doors. In order:
+
+1. the model: the access rule (catalog.access) over the cached catalog and
+   limit tables decides whether the principal may use it, and in which
+   service class; a model the principal may not use is answered like one
+   that does not exist;
+2. the capability the endpoint needs;
+3. the quota (usage.quota's cached figures); the model's weight is recorded
+   on the outcome, so the request is billed at the weight it was admitted at;
+4. the context window (requests with a parsed body only);
+5. the rate limits: the limiter's single Redis round trip.
+
+Each part returns a decision; this module alone turns refusals into OpenAI
+errors.
+"""
 
 from __future__ import annotations
 
-from accounts.selectors import KeyPrincipal
-from apiproxy.catalog import CatalogModel, catalog
+from dataclasses import dataclass
+
+from accounts.selectors import Principal
+from apiproxy.catalog import catalog
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.limits import buckets_for, limit_tables
 from apiproxy.parsing import ParsedRequest
 from apiproxy.ratelimit import Bucket, rate_limiter
-from apiproxy.routing import routes_for_class
+from catalog.access import ModelAccess, model_access
+from catalog.snapshot import CatalogModel, LimitTables
+from usage.periods import local_zone
+from usage.quota import QuotaState, quota_check
 
 
-async def service_class_resolve(exchange: Exchange) -> None:
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    model: CatalogModel
+    buckets: list[Bucket]
+
+
+async def admit(
+    exchange: Exchange,
+    *,
+    public_model: str,
+    capability: str,
+    cost: int,
+    parsed: ParsedRequest | None = None,
+) -> Admitted:
+    """Admit the request or raise the ProxyError that refuses it. `cost` is
+    the token estimate the rate limiter charges now (settled at the end)."""
+    principal = exchange.principal
     tables = await limit_tables.current()
-    exchange.dedicated = not tables.dedicated_groups.isdisjoint(
-        exchange.principal.group_ids
+    access = model_access(
+        principal, public_model, models=await catalog.current(), tables=tables
     )
-
-
-def model_not_found(public_id: str) -> ProxyError:
-    return ProxyError(
-        404,
-        f"The model '{public_id}' does not exist. List the available models "
-        "with GET /v1/models.",
-        code="model_not_found",
-        param="model",
+    exchange.dedicated = access.dedicated
+    model = _model_checked(access, principal, public_model, capability)
+    exchange.outcome.quota_weight = model.quota_weight
+    quota = await quota_check(
+        user_id=principal.user_id,
+        group_ids=principal.group_ids,
+        model_weight=model.quota_weight,
     )
+    if quota.exhausted:
+        raise quota_exhausted(quota)
+    exchange.response_headers.extend(quota.headers())
+    if parsed is not None:
+        context_fit(parsed, model)
+    buckets = await rate_admit(exchange, cost=cost, tables=tables)
+    return Admitted(model=model, buckets=buckets)
 
 
-async def model_admit(
-    principal: KeyPrincipal, public_id: str, capability: str, *, dedicated: bool = False
+def model_not_found(
+    public_id: str, principal: Principal, *, requestable: bool = False
+) -> ProxyError:
+    """The same answer for a model that does not exist and one the principal
+    may not use, so that names cannot be probed; only where asking for a
+    class would open the model does the message say how."""
+    message = f"The model '{public_id}' does not exist or you do not have access to it."
+    if requestable:
+        message += (
+            " It is offered to a service class you can ask to join: request "
+            "access in Settings > Access."
+        )
+    else:
+        message += " List the models you may use with GET /v1/models."
+    if principal.allowed_models is not None:
+        allowed = ", ".join(principal.allowed_models) or "none"
+        message += f" This API key may use only: {allowed}."
+    return ProxyError(404, message, code="model_not_found", param="model")
+
+
+def _model_checked(
+    access: ModelAccess, principal: Principal, public_id: str, capability: str
 ) -> CatalogModel:
-    """Step 3 (model part): the model exists, may be used, and can do this."""
-    model = (await catalog.current()).get(public_id)
+    model = access.model
     if model is None:
-        raise model_not_found(public_id)
-    if not model.allowed_for(principal.group_ids):
-        raise ProxyError(
-            403,
-            f"You are not allowed to use the model '{public_id}'. Ask the "
-            "portal's operators for access.",
-            type="permission_error",
-            code="model_not_allowed",
-            param="model",
-        )
-    if not principal.allows_model(public_id):
-        raise ProxyError(
-            403,
-            f"This API key is limited to other models and may not use '{public_id}'.",
-            type="permission_error",
-            code="model_not_allowed",
-            param="model",
-        )
+        raise model_not_found(public_id, principal, requestable=access.requestable)
     if capability not in model.capabilities:
         raise ProxyError(
             501,
@@ -63,15 +104,6 @@ async def model_admit(
             f"do are listed by GET /v1/models (see 'capabilities').",
             type="unsupported",
             code="unsupported_capability",
-            param="model",
-        )
-    if model.routes and not routes_for_class(model.routes, dedicated=dedicated):
-        raise ProxyError(
-            403,
-            f"The model '{public_id}' is offered in the dedicated (performance) "
-            "class only. Request access in Settings > Access.",
-            type="permission_error",
-            code="model_requires_access",
             param="model",
         )
     if not model.routes:
@@ -83,6 +115,22 @@ async def model_admit(
             headers=[(b"retry-after", b"30")],
         )
     return model
+
+
+def quota_exhausted(state: QuotaState) -> ProxyError:
+    assert state.resets_at is not None and state.limit is not None
+    reset = state.resets_at.astimezone(local_zone())
+    return ProxyError(
+        429,
+        f"You have used your quota of {state.limit:,} tokens per {state.period} "
+        f"(tokens count times each model's weight). It resets at "
+        f"{reset:%Y-%m-%d %H:%M} {reset.tzname()}. Ask the portal's operators "
+        "if you need more.",
+        type="insufficient_quota",
+        code="insufficient_quota",
+        headers=[(b"x-should-retry", b"false"), *state.headers()],
+        outcome="insufficient_quota",
+    )
 
 
 def context_fit(parsed: ParsedRequest, model: CatalogModel) -> None:
@@ -107,11 +155,12 @@ def context_fit(parsed: ParsedRequest, model: CatalogModel) -> None:
             parsed.body[name] = ceiling
 
 
-async def rate_admit(exchange: Exchange, *, cost: int) -> list[Bucket]:
-    """Step 3 (rate part): draw on the user's (and key's) budgets or refuse
-    with OpenAI's 429 and headers; successful answers carry the figures too."""
+async def rate_admit(
+    exchange: Exchange, *, cost: int, tables: LimitTables
+) -> list[Bucket]:
+    """Draw on the user's (and key's) budgets or refuse with OpenAI's 429 and
+    headers; successful answers carry the figures too."""
     principal = exchange.principal
-    tables = await limit_tables.current()
     buckets = buckets_for(
         tables,
         user_id=principal.user_id,

@@ -26,8 +26,10 @@ from apiproxy.http import (
     json_send,
 )
 from apiproxy.listing import model_retrieve, models_list
-from apiproxy.outcome import RequestOutcome, outcome_submit
+from apiproxy.outcome import outcome_submit
 from apiproxy.parsing import ENDPOINT_CAPABILITY
+from apiproxy.transcription import transcription_handle
+from usage.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,6 @@ async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
     elif endpoint in JSON_ENDPOINTS and method == "POST":
         await completion_handle(exchange, endpoint)
     elif endpoint == "audio/transcriptions" and method == "POST":
-        from apiproxy.transcription import transcription_handle
-
         await transcription_handle(exchange)
     elif endpoint in JSON_ENDPOINTS or endpoint == "models":
         raise ProxyError(
@@ -107,23 +107,7 @@ async def exchange_serve(
         outcome.finish_reason = error.outcome
         outcome.error_code = error.code or ""
         outcome.prompt_tokens = outcome.completion_tokens = 0
-        if tracked_send.started:
-            # A stream already begun (queue position lines): end it with an
-            # error event, which the SDK raises as APIError.
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": error.sse_event(),
-                    "more_body": False,
-                }
-            )
-            return
-        await json_send(
-            send,
-            status=error.status,
-            body=error.body(),
-            headers=[*response_headers, *error.headers],
-        )
+        await _error_send(send, error, tracked_send.started, response_headers)
     except ClientGone:
         outcome.finish_reason = "client_disconnect"
     except Exception:
@@ -137,25 +121,37 @@ async def exchange_serve(
             type="server_error",
             code="internal_error",
         )
-        if tracked_send.started:
-            # Mid-stream: end the stream with an error event the SDK raises on.
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": error.sse_event(),
-                    "more_body": False,
-                }
-            )
-        else:
+        if not tracked_send.started:
             outcome.status = 500
-            await json_send(
-                send, status=500, body=error.body(), headers=response_headers
-            )
+        await _error_send(send, error, tracked_send.started, response_headers)
     finally:
         # Every request is counted and logged; a known user's are also metered
         # (model listings cost nothing).
         metered = outcome.user_id is not None and not endpoint.startswith("models")
         outcome_submit(outcome, meter=metered)
+
+
+async def _error_send(
+    send: Send, error: ProxyError, started: bool, response_headers: Headers
+) -> None:
+    """The error as a JSON answer, or, once a stream has begun (queue position
+    lines, relayed chunks), as the final SSE event, which the SDK raises as
+    APIError."""
+    if started:
+        await send(
+            {
+                "type": "http.response.body",
+                "body": error.sse_event(),
+                "more_body": False,
+            }
+        )
+        return
+    await json_send(
+        send,
+        status=error.status,
+        body=error.body(),
+        headers=[*response_headers, *error.headers],
+    )
 
 
 async def proxy_application(

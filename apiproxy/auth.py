@@ -1,4 +1,5 @@
-"""Step 2, authenticate: the presented key through the one key gate (cached)."""
+"""Step 1, authenticate (before any body is read): the presented key through
+the one key gate (cached)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db import DatabaseError
 
 from accounts.keycache import key_principal_get
 from accounts.keyformat import key_from_asgi_headers
-from accounts.selectors import KeyPrincipal
+from accounts.selectors import Principal
 from apiproxy.errors import ProxyError
 from apiproxy.http import Headers
 
@@ -24,7 +25,7 @@ def _unauthorized(message: str) -> ProxyError:
     )
 
 
-async def principal_authenticate(headers: Headers) -> KeyPrincipal:
+async def principal_authenticate(headers: Headers) -> Principal:
     raw_key = key_from_asgi_headers(headers)
     if raw_key is None:
         raise _unauthorized(

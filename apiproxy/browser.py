@@ -27,29 +27,27 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import SuspiciousOperation
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
-from accounts.selectors import KeyPrincipal
+from accounts.selectors import Principal, principal_for_user
 from apiproxy.app import exchange_serve
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
 from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read
-from apiproxy.outcome import RequestOutcome
+from portal.dbthread import in_db_thread
+from usage.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 # An error answer is short; a copy is kept only to show its message.
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -66,7 +64,7 @@ class BrowserResult:
 class BrowserTurn(Protocol):
     """What a browser app decides about one call (one instance per request)."""
 
-    def prepare(self, *, request: HttpRequest, principal: KeyPrincipal) -> bytes:
+    def prepare(self, *, request: HttpRequest, principal: Principal) -> bytes:
         """In the Django hop, after the session and CSRF checks passed
         (`request.user` is the active user): the body of the chat completion
         request to send. Raise ProxyError to refuse."""
@@ -75,19 +73,6 @@ class BrowserTurn(Protocol):
     def finish(self, *, result: BrowserResult) -> None:
         """Once, after the response ended; not called if `prepare` refused."""
         ...
-
-
-def _in_worker(function: Callable[..., T]) -> Callable[..., T]:
-    def run(*args: Any, **kwargs: Any) -> T:
-        # As Django does around each request: drop connections that broke or
-        # outlived CONN_MAX_AGE.
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return run
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover
@@ -100,7 +85,7 @@ def _door_view(request: HttpRequest) -> HttpResponse:  # pragma: no cover
 
 def _django_gate(
     scope: dict[str, Any], body: bytes, turn: BrowserTurn
-) -> tuple[KeyPrincipal, bytes]:
+) -> tuple[Principal, bytes]:
     """Session, user and CSRF as Django's middleware would decide them, then
     the turn's own preparation, all in one worker-thread hop."""
     request = ASGIRequest(scope, io.BytesIO(body))
@@ -127,20 +112,7 @@ def _django_gate(
             type="authentication_error",
             code="not_authenticated",
         )
-    group_ids = tuple(sorted(user.groups.values_list("pk", flat=True)))
-    principal = KeyPrincipal(
-        # The browser holds no key: the steps that look at keys check
-        # `Exchange.browser` first, and the meter records key_id None.
-        key_id=None,  # type: ignore[arg-type]
-        lookup_id="",
-        display="browser session",
-        user_id=user.pk,
-        username=user.get_username(),
-        is_staff=user.is_staff,
-        group_ids=group_ids,
-        allowed_models=None,
-        expires_at=None,
-    )
+    principal = principal_for_user(user=user)
     return principal, turn.prepare(request=request, principal=principal)
 
 
@@ -231,73 +203,83 @@ def _with_length(headers: Headers, length: int) -> Headers:
 ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
+class _BrowserCall:
+    """One call through the browser door: the Django hop, the pipeline, and
+    the turn's `finish` once the response has ended."""
+
+    def __init__(
+        self, scope: dict[str, Any], receive: Receive, send: Send, turn: BrowserTurn
+    ) -> None:
+        self.scope, self.receive, self.send, self.turn = scope, receive, send, turn
+        request_id = "req_" + uuid.uuid4().hex
+        self.outcome = RequestOutcome(
+            request_id=request_id, endpoint="chat/completions", source="browser"
+        )
+        self.response_headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        self.seen = StreamText()
+        self.prepared = False
+
+    async def serve(self) -> None:
+        try:
+            await exchange_serve(
+                self.observed_send,
+                outcome=self.outcome,
+                response_headers=self.response_headers,
+                step=self.step,
+            )
+        finally:
+            if self.prepared:
+                await self.finish()
+
+    async def observed_send(self, message: dict[str, Any]) -> None:
+        self.seen.feed(message)
+        await self.send(message)
+
+    async def step(self, tracked_send: TrackedSend) -> None:
+        if self.scope["method"] != "POST":
+            raise ProxyError(
+                405,
+                "Only POST is allowed here.",
+                code="method_not_allowed",
+                headers=[(b"allow", b"POST")],
+            )
+        headers = self.scope["headers"]
+        raw = await body_read(self.receive, headers, limit=settings.MAX_REQUEST_BYTES)
+        principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
+        self.prepared = True
+        self.outcome.user_id = principal.user_id
+        exchange = Exchange(
+            receive=_replaying(body, self.receive),
+            send=tracked_send,
+            headers=_with_length(headers, len(body)),
+            principal=principal,
+            outcome=self.outcome,
+            response_headers=self.response_headers,
+            browser=True,
+        )
+        await completion_handle(exchange, "chat/completions")
+
+    async def finish(self) -> None:
+        result = BrowserResult(
+            text=self.seen.text, error=self.seen.error, outcome=self.outcome
+        )
+        try:
+            await in_db_thread(self.turn.finish, result=result)
+        except Exception:
+            logger.exception(
+                "could not record browser request %s", self.outcome.request_id
+            )
+
+
 def browser_application(turn_factory: Callable[[], BrowserTurn]) -> ASGIApp:
     """An ASGI app serving one browser app's streaming calls (POST only)."""
 
     async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        request_id = "req_" + uuid.uuid4().hex
-        outcome = RequestOutcome(
-            request_id=request_id, endpoint="chat/completions", source="browser"
-        )
-        response_headers = [
-            (b"x-request-id", request_id.encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        seen = StreamText()
-        turn = turn_factory()
-        prepared = False
-
-        async def observed_send(message: dict[str, Any]) -> None:
-            seen.feed(message)
-            await send(message)
-
-        async def step(tracked_send: TrackedSend) -> None:
-            nonlocal prepared
-            if scope["method"] != "POST":
-                raise ProxyError(
-                    405,
-                    "Only POST is allowed here.",
-                    code="method_not_allowed",
-                    headers=[(b"allow", b"POST")],
-                )
-            raw = await body_read(
-                receive, scope["headers"], limit=settings.MAX_REQUEST_BYTES
-            )
-            gate = sync_to_async(_in_worker(_django_gate), thread_sensitive=False)
-            principal, body = await gate(scope, raw, turn)
-            prepared = True
-            outcome.user_id = principal.user_id
-            exchange = Exchange(
-                receive=_replaying(body, receive),
-                send=tracked_send,
-                headers=_with_length(scope["headers"], len(body)),
-                principal=principal,
-                outcome=outcome,
-                response_headers=response_headers,
-                browser=True,
-            )
-            await completion_handle(exchange, "chat/completions")
-
-        try:
-            await exchange_serve(
-                observed_send,
-                outcome=outcome,
-                response_headers=response_headers,
-                step=step,
-            )
-        finally:
-            if prepared:
-                result = BrowserResult(
-                    text=seen.text, error=seen.error, outcome=outcome
-                )
-                try:
-                    finish = sync_to_async(
-                        _in_worker(turn.finish), thread_sensitive=False
-                    )
-                    await finish(result=result)
-                except Exception:
-                    logger.exception("could not record browser request %s", request_id)
+        await _BrowserCall(scope, receive, send, turn_factory()).serve()
 
     return application

@@ -3,15 +3,14 @@ their routes (catalog.snapshot), reloaded every CATALOG_REFRESH_SECONDS."""
 
 from __future__ import annotations
 
-from apiproxy.refreshing import Refreshing
+from catalog.selectors import catalog_snapshot
 from catalog.snapshot import CatalogModel, Route
+from portal.refreshing import Refreshing
 
 __all__ = ["CatalogModel", "Route", "catalog"]
 
 
 def _catalog_load() -> dict[str, CatalogModel]:
-    from catalog.selectors import catalog_snapshot
-
     return {entry.public_id: entry for entry in catalog_snapshot()}
 
 

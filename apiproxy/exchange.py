@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accounts.selectors import KeyPrincipal
+from accounts.selectors import Principal
 from apiproxy.http import Headers, Receive, TrackedSend
-from apiproxy.outcome import RequestOutcome
+from usage.outcome import RequestOutcome
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Exchange:
     receive: Receive
     send: TrackedSend
     headers: Headers
-    principal: KeyPrincipal
+    principal: Principal
     outcome: RequestOutcome
     response_headers: list[tuple[bytes, bytes]]
     browser: bool = False

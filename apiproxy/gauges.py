@@ -1,8 +1,9 @@
 """Scrape-time gauges: the proxy's state, read when Prometheus asks.
 
 Queue depths, requests in flight, the usage buffer and the limiter's degraded
-mode already live in this process's memory (apiproxy.queueing, routing,
-slots, ratelimit, usage.buffer); a collector reads them at scrape time, so
+mode already live in this process's memory; a collector reads each one's
+`stats()` (apiproxy.queueing, routing, slots, ratelimit, usage.buffer) at
+scrape time, so
 the request path does no extra work for them. Collected on the event loop
 that mutates them (ops.probes serves /metrics there), never from another
 thread.
@@ -10,7 +11,6 @@ thread.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -21,91 +21,118 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import REGISTRY, Collector
 
-from apiproxy.catalog import catalog
+from apiproxy.catalog import CatalogModel, catalog
 from apiproxy.queueing import board
 from apiproxy.ratelimit import rate_limiter
 from apiproxy.routing import picker
-from apiproxy.slots import slot_key, slot_pool
+from apiproxy.slots import slot_pool
 from usage.buffer import usage_buffer
 
 
 class ProxyStateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        models = catalog.value
-        names: dict[int, str] = {}
-        public: dict[str, str] = {}  # slot key -> public model id
-        healthy = GaugeMetricFamily(
-            "portico_backend_healthy",
-            "1 while the backend passes its health checks (as of this "
-            "process's copy of the catalog).",
-            labels=["backend"],
-        )
-        for model in models.values():
-            for route in model.routes:
-                if route.backend_id not in names:
-                    names[route.backend_id] = route.backend_name
-                    healthy.add_metric([route.backend_name], float(route.healthy))
-                public[slot_key(route.backend_id, route.upstream_model)] = (
-                    model.public_id
-                )
-        yield healthy
+        names, public = _route_names(catalog.value)
+        waiting = board.stats()
+        yield _backend_health(catalog.value)
+        yield _queue_depth(waiting, names, public)
+        yield _in_flight(waiting, names)
+        yield from _usage_buffer()
+        yield _degraded()
 
-        depth = GaugeMetricFamily(
-            "portico_queue_depth",
-            "Requests of this process waiting for a concurrency slot.",
-            labels=["model", "backend"],
-        )
-        waiting: dict[str, int] = {}
-        for key, queue in list(board.queues.items()):
-            _, _, backend_id, upstream = key.split(":", 3)
-            waiting[key] = queue.waiting
-            backend = names.get(int(backend_id), backend_id)
-            depth.add_metric([public.get(key, upstream), backend], queue.waiting)
-        yield depth
 
-        # The router counts a request from its assignment to a backend, so
-        # those still waiting for a slot are taken off to leave the running.
-        running: defaultdict[str, int] = defaultdict(int)
-        for (backend_id, upstream), count in list(picker.in_flight.items()):
-            queued = waiting.get(slot_key(backend_id, upstream), 0)
-            backend = names.get(backend_id, str(backend_id))
-            running[backend] += max(0, count - queued)
-        in_flight = GaugeMetricFamily(
-            "portico_backend_in_flight",
-            "Requests this process is relaying to each backend.",
-            labels=["backend"],
-        )
-        for backend in names.values():
-            running.setdefault(backend, 0)
-        for backend, count in sorted(running.items()):
-            in_flight.add_metric([backend], count)
-        yield in_flight
+def _route_names(
+    models: dict[str, CatalogModel],
+) -> tuple[dict[int, str], dict[tuple[int, str], str]]:
+    """Backend names by id, and public model ids by route."""
+    names: dict[int, str] = {}
+    public: dict[tuple[int, str], str] = {}
+    for model in models.values():
+        for route in model.routes:
+            names.setdefault(route.backend_id, route.backend_name)
+            public[(route.backend_id, route.upstream_model)] = model.public_id
+    return names, public
 
-        yield GaugeMetricFamily(
-            "portico_usage_buffer_records",
-            "Usage records waiting in this process to be written.",
-            value=usage_buffer.pending,
-        )
-        yield CounterMetricFamily(
-            "portico_usage_flush_failures",
-            "Batch writes of usage records that failed (and are retried).",
-            value=usage_buffer.flush_failures,
-        )
-        yield CounterMetricFamily(
-            "portico_usage_records_spooled",
-            "Usage records spooled to disk while the database was unreachable.",
-            value=usage_buffer.spilled,
-        )
-        degraded = GaugeMetricFamily(
-            "portico_limiter_degraded",
-            "1 while Redis is unreachable and this process enforces limits "
-            "(rate) or concurrency caps (slots) on its own.",
-            labels=["part"],
-        )
-        degraded.add_metric(["rate"], float(rate_limiter.degraded))
-        slots_down = time.monotonic() < slot_pool.redis_down_until
-        degraded.add_metric(["slots"], float(slots_down))
-        yield degraded
+
+def _backend_health(models: dict[str, CatalogModel]) -> Metric:
+    healthy = GaugeMetricFamily(
+        "portico_backend_healthy",
+        "1 while the backend passes its health checks (as of this "
+        "process's copy of the catalog).",
+        labels=["backend"],
+    )
+    seen: set[int] = set()
+    for model in models.values():
+        for route in model.routes:
+            if route.backend_id not in seen:
+                seen.add(route.backend_id)
+                healthy.add_metric([route.backend_name], float(route.healthy))
+    return healthy
+
+
+def _queue_depth(
+    waiting: dict[tuple[int, str], int],
+    names: dict[int, str],
+    public: dict[tuple[int, str], str],
+) -> Metric:
+    depth = GaugeMetricFamily(
+        "portico_queue_depth",
+        "Requests of this process waiting for a concurrency slot.",
+        labels=["model", "backend"],
+    )
+    for (backend_id, upstream), count in waiting.items():
+        model = public.get((backend_id, upstream), upstream)
+        depth.add_metric([model, names.get(backend_id, str(backend_id))], count)
+    return depth
+
+
+def _in_flight(waiting: dict[tuple[int, str], int], names: dict[int, str]) -> Metric:
+    # The router counts a request from its assignment to a backend, so those
+    # still waiting for a slot are taken off to leave the running.
+    running: defaultdict[str, int] = defaultdict(int)
+    for route, count in list(picker.in_flight.items()):
+        backend = names.get(route[0], str(route[0]))
+        running[backend] += max(0, count - waiting.get(route, 0))
+    in_flight = GaugeMetricFamily(
+        "portico_backend_in_flight",
+        "Requests this process is relaying to each backend.",
+        labels=["backend"],
+    )
+    for backend in names.values():
+        running.setdefault(backend, 0)
+    for backend, count in sorted(running.items()):
+        in_flight.add_metric([backend], count)
+    return in_flight
+
+
+def _usage_buffer() -> Iterator[Metric]:
+    stats = usage_buffer.stats()
+    yield GaugeMetricFamily(
+        "portico_usage_buffer_records",
+        "Usage records waiting in this process to be written.",
+        value=stats.pending,
+    )
+    yield CounterMetricFamily(
+        "portico_usage_flush_failures",
+        "Batch writes of usage records that failed (and are retried).",
+        value=stats.flush_failures,
+    )
+    yield CounterMetricFamily(
+        "portico_usage_records_spooled",
+        "Usage records spooled to disk while the database was unreachable.",
+        value=stats.spilled,
+    )
+
+
+def _degraded() -> Metric:
+    degraded = GaugeMetricFamily(
+        "portico_limiter_degraded",
+        "1 while Redis is unreachable and this process enforces limits "
+        "(rate) or concurrency caps (slots) on its own.",
+        labels=["part"],
+    )
+    degraded.add_metric(["rate"], float(rate_limiter.stats().degraded))
+    degraded.add_metric(["slots"], float(slot_pool.stats().degraded))
+    return degraded
 
 
 _collector: ProxyStateCollector | None = None

@@ -1,5 +1,6 @@
 """The completion endpoints: each request a straight line through the steps
-parse, authenticate, admit, queue, route, relay, observe."""
+(authenticate, in apiproxy.app, then) parse, admit, queue, route, relay,
+observe."""
 
 from __future__ import annotations
 
@@ -10,12 +11,7 @@ from contextlib import asynccontextmanager
 
 from django.conf import settings
 
-from apiproxy.admission import (
-    context_fit,
-    model_admit,
-    rate_admit,
-    service_class_resolve,
-)
+from apiproxy.admission import admit
 from apiproxy.catalog import CatalogModel, Route
 from apiproxy.errors import backend_unreachable
 from apiproxy.exchange import Exchange
@@ -35,7 +31,6 @@ from apiproxy.relay import (
 )
 from apiproxy.routing import picker
 from apiproxy.slots import slot_key
-from usage.quota import quota_admit
 
 logger = logging.getLogger(__name__)
 
@@ -59,32 +54,24 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
     outcome = exchange.outcome
     outcome.model, outcome.stream = parsed.model, parsed.stream
     outcome.prompt_tokens = parsed.prompt_estimate
-    await service_class_resolve(exchange)
-    model = await model_admit(
-        exchange.principal,
-        parsed.model,
-        ENDPOINT_CAPABILITY[endpoint],
-        dedicated=exchange.dedicated,
+    admitted = await admit(
+        exchange,
+        public_model=parsed.model,
+        capability=ENDPOINT_CAPABILITY[endpoint],
+        cost=parsed.prompt_estimate,
+        parsed=parsed,
     )
-    quota = await quota_admit(
-        user_id=exchange.principal.user_id,
-        group_ids=exchange.principal.group_ids,
-        model_weight=model.quota_weight,
-    )
-    exchange.response_headers.extend(quota.headers())
-    context_fit(parsed, model)
-    buckets = await rate_admit(exchange, cost=parsed.prompt_estimate)
     try:
         async with DisconnectGuard(
             exchange.receive, response_finished=lambda: exchange.send.finished
         ) as guard:
-            await _relay_with_failover(exchange, parsed, model)
+            await _relay_with_failover(exchange, parsed, admitted.model)
         if guard.disconnected:
             outcome.finish_reason = "client_disconnect"
     finally:
         # The admission charged the estimate; settle with the real count.
         spent = outcome.prompt_tokens + outcome.completion_tokens
-        rate_limiter.charge(buckets, spent - parsed.prompt_estimate)
+        rate_limiter.charge(admitted.buckets, spent - parsed.prompt_estimate)
 
 
 @asynccontextmanager

@@ -16,8 +16,12 @@ import gc
 import logging
 from typing import Any
 
+from accounts.keycache import key_cache
 from apiproxy.http import Receive, Send
+from apiproxy.ratelimit import rate_limiter
 from apiproxy.relay import session_close
+from apiproxy.slots import slot_pool
+from usage.buffer import usage_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +61,6 @@ async def requests_settle(*, within: float = SETTLE_SECONDS) -> None:
 async def lifespan_application(
     scope: dict[str, Any], receive: Receive, send: Send
 ) -> None:
-    from accounts.keycache import key_cache
-    from apiproxy.ratelimit import rate_limiter
-    from apiproxy.slots import slot_pool
-    from usage.buffer import usage_buffer
-
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

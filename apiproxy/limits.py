@@ -4,32 +4,17 @@ for the browser chat so bulk API use cannot lock a researcher out of the UI."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from django.conf import settings
 
 from apiproxy.ratelimit import Bucket
-from apiproxy.refreshing import Refreshing
-
-Pair = tuple[int | None, int | None]
-
-
-@dataclass(frozen=True)
-class LimitTables:
-    users: dict[int, Pair] = field(default_factory=dict)
-    groups: dict[int, Pair] = field(default_factory=dict)
-    keys: dict[int, Pair] = field(default_factory=dict)
-    dedicated_groups: frozenset[int] = frozenset()
-
-
-def _tables_load() -> LimitTables:
-    from catalog.selectors import limit_tables
-
-    return limit_tables()
-
+from catalog.selectors import limit_tables as limit_tables_load
+from catalog.snapshot import LimitTables
+from portal.refreshing import Refreshing
 
 limit_tables: Refreshing[LimitTables] = Refreshing(
-    load=_tables_load, empty=LimitTables(), interval_setting="LIMITS_REFRESH_SECONDS"
+    load=limit_tables_load,
+    empty=LimitTables(),
+    interval_setting="LIMITS_REFRESH_SECONDS",
 )
 
 

@@ -1,16 +1,19 @@
 """GET /v1/models and /v1/models/{id}: what this caller may use, in OpenAI's
-shape plus Portico's metadata (context window, capabilities)."""
+shape plus Portico's metadata (context window, capabilities). What is listed
+is what admission admits: both ask the one access rule (catalog.access)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from apiproxy.admission import model_not_found, service_class_resolve
-from apiproxy.catalog import CatalogModel, catalog
+from apiproxy.admission import model_not_found
+from apiproxy.catalog import catalog
 from apiproxy.exchange import Exchange
 from apiproxy.http import json_send
-from apiproxy.routing import routes_for_class
+from apiproxy.limits import limit_tables
+from catalog.access import model_access, models_for
+from catalog.snapshot import CatalogModel
 
 
 def model_public(model: CatalogModel) -> dict[str, Any]:
@@ -25,23 +28,13 @@ def model_public(model: CatalogModel) -> dict[str, Any]:
     }
 
 
-def _visible(model: CatalogModel, exchange: Exchange) -> bool:
-    principal = exchange.principal
-    return (
-        model.allowed_for(principal.group_ids)
-        and principal.allows_model(model.public_id)
-        and bool(routes_for_class(model.routes, dedicated=exchange.dedicated))
-    )
-
-
 async def models_list(exchange: Exchange) -> None:
-    models = await catalog.current()
-    await service_class_resolve(exchange)
-    data = [
-        model_public(model)
-        for model in sorted(models.values(), key=lambda m: m.public_id)
-        if _visible(model, exchange)
-    ]
+    usable = models_for(
+        exchange.principal,
+        models=await catalog.current(),
+        tables=await limit_tables.current(),
+    )
+    data = [model_public(model) for model in usable]
     body = json.dumps({"object": "list", "data": data}).encode()
     exchange.outcome.status = 200
     await json_send(
@@ -50,13 +43,18 @@ async def models_list(exchange: Exchange) -> None:
 
 
 async def model_retrieve(exchange: Exchange, public_id: str) -> None:
-    models = await catalog.current()
-    await service_class_resolve(exchange)
-    model = models.get(public_id)
-    if model is None or not _visible(model, exchange):
-        raise model_not_found(public_id)
+    access = model_access(
+        exchange.principal,
+        public_id,
+        models=await catalog.current(),
+        tables=await limit_tables.current(),
+    )
+    if access.model is None:
+        raise model_not_found(
+            public_id, exchange.principal, requestable=access.requestable
+        )
     exchange.outcome.status = 200
-    body = json.dumps(model_public(model)).encode()
+    body = json.dumps(model_public(access.model)).encode()
     await json_send(
         exchange.send, status=200, body=body, headers=exchange.response_headers
     )

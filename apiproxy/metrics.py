@@ -25,7 +25,7 @@ from apiproxy.parsing import ENDPOINT_CAPABILITY
 
 if TYPE_CHECKING:
     from apiproxy.catalog import CatalogModel
-    from apiproxy.outcome import RequestOutcome
+    from usage.outcome import RequestOutcome
 
 ENDPOINTS = frozenset({*ENDPOINT_CAPABILITY, "models"})
 

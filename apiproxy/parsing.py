@@ -1,4 +1,4 @@
-"""Step 1, parse: read the body within the size limit and validate what the
+"""Step 2, parse: read the body within the size limit and validate what the
 proxy relies on. Everything else in the body is passed on untouched, so new
 OpenAI parameters work without a Portico release."""
 

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from apiproxy.errors import ProxyError
 from apiproxy.metrics import queue_wait_observe
-from apiproxy.slots import slot_key, slot_pool
+from apiproxy.slots import slot_key, slot_pool, slot_route
 
 
 @dataclass(eq=False)
@@ -132,6 +132,12 @@ class QueueBoard:
     def depth(self, key: str) -> int:
         queue = self.queues.get(key)
         return queue.waiting if queue else 0
+
+    def stats(self) -> dict[tuple[int, str], int]:
+        """Requests of this process waiting, per (backend id, upstream model)."""
+        return {
+            slot_route(key): queue.waiting for key, queue in list(self.queues.items())
+        }
 
     async def release(self, key: str, lease: str) -> None:
         await slot_pool.release(lease)

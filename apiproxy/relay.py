@@ -28,7 +28,7 @@ from apiproxy.errors import (
     upstream_error_translate,
 )
 from apiproxy.observer import StreamObserver
-from apiproxy.outcome import RequestOutcome
+from usage.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from apiproxy.outcome import RequestOutcome
+    from usage.outcome import RequestOutcome
 
 logger = logging.getLogger("portico.requests")
 

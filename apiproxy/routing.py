@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from apiproxy.catalog import CatalogModel, Route
+from catalog.access import routes_for_class
+from catalog.snapshot import CatalogModel, Route
 
 REFUSED_COOLDOWN_SECONDS = 5.0
 
@@ -60,16 +61,6 @@ class RoutePicker:
 
     def mark_answered(self, route: Route) -> None:
         self.refused_until.pop(route.backend_id, None)
-
-
-def routes_for_class(
-    routes: tuple[Route, ...], *, dedicated: bool
-) -> tuple[Route, ...]:
-    shared = tuple(r for r in routes if r.pool != "dedicated")
-    if not dedicated:
-        return shared
-    own = tuple(r for r in routes if r.pool == "dedicated")
-    return own if any(r.healthy for r in own) else own + shared
 
 
 picker = RoutePicker()

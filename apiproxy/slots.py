@@ -23,13 +23,14 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 
 import redis.asyncio
 import redis.exceptions
 from django.conf import settings
 
 from apiproxy.flushsoon import FlushSoon
-from portal.redisconn import async_redis
+from portal.redisconn import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,44 @@ _REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 RELEASE_FLUSH_SECONDS = 0.005
 
 
+SLOT_PREFIX = "portico:slots:"
+
+
 def slot_key(backend_id: int, upstream_model: str) -> str:
-    return f"portico:slots:{backend_id}:{upstream_model}"
+    """The Redis key of a route's slot set; nothing outside this module knows
+    the layout (slot_route reads it back)."""
+    return f"{SLOT_PREFIX}{backend_id}:{upstream_model}"
+
+
+def slot_route(key: str) -> tuple[int, str]:
+    """(backend id, upstream model) of a slot key."""
+    backend_id, upstream_model = key[len(SLOT_PREFIX) :].split(":", 1)
+    return int(backend_id), upstream_model
+
+
+@dataclass(frozen=True, slots=True)
+class SlotStats:
+    degraded: bool  # Redis unreachable: caps hold per process
+    leases: int  # held by this process
+
+
+def slots_in_use(routes: list[tuple[int, str]]) -> tuple[list[int | None], str]:
+    """Leases held on each (backend id, upstream model), by every process
+    (Redis), or by this process when there is no Redis; with where the
+    figures come from. For pages: synchronous, one pipeline."""
+    keys = [slot_key(*route) for route in routes]
+    client = sync_redis()
+    if client is None:
+        return [slot_pool.local_held.get(key, 0) for key in keys], "this process"
+    now_ms = int(time.time() * 1000)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zcount(key, now_ms, "+inf")  # leases not yet expired
+            counts = [int(count) for count in pipe.execute()]
+    except (redis.exceptions.RedisError, OSError):
+        return [None] * len(keys), "Redis did not answer"
+    return counts, "all processes"
 
 
 class SlotPool:
@@ -68,6 +105,12 @@ class SlotPool:
         # Released leases still in Redis: (slot key, lease id).
         self._releases: list[tuple[str, str]] = []
         self._flush_soon = FlushSoon(self.releases_flush, delay=RELEASE_FLUSH_SECONDS)
+
+    def stats(self) -> SlotStats:
+        return SlotStats(
+            degraded=time.monotonic() < self.redis_down_until,
+            leases=len(self.leases),
+        )
 
     def _lease_ms(self) -> int:
         return int(settings.QUEUE_LEASE_SECONDS * 1000)

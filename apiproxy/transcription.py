@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from apiproxy.admission import model_admit, rate_admit, service_class_resolve
+from apiproxy.admission import admit
 from apiproxy.errors import backend_unreachable, invalid_request
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import route_hold
@@ -28,7 +28,7 @@ from apiproxy.relay import (
     upstream_open,
 )
 from apiproxy.routing import picker
-from usage.quota import quota_admit
+from catalog.snapshot import Route
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]{1,200})"?', re.IGNORECASE)
 _MODEL_PART = re.compile(
@@ -59,7 +59,7 @@ async def _read_until_model(
     raise invalid_request("You must provide a model parameter.", param="model")
 
 
-async def transcription_handle(exchange: Exchange) -> None:
+def _content_type_checked(exchange: Exchange, limit: int) -> bytes:
     content_type = header_get(exchange.headers, b"content-type") or b""
     boundary = _BOUNDARY.search(content_type)
     if not content_type.lower().startswith(b"multipart/form-data") or not boundary:
@@ -67,75 +67,86 @@ async def transcription_handle(exchange: Exchange) -> None:
             "Send the audio as multipart/form-data with 'file' and 'model' fields.",
             param="file",
         )
-    limit = settings.MAX_REQUEST_BYTES
     declared = header_get(exchange.headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise body_too_large(limit)
+    return content_type
+
+
+async def _upload(
+    exchange: Exchange, prefix: bytes, more: bool, limit: int
+) -> AsyncIterator[bytes]:
+    """The prefix already read, then the rest of the upload as it arrives."""
+    received = len(prefix)
+    yield prefix
+    while more:
+        message = await exchange.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise body_too_large(limit)
+        more = message.get("more_body", False)
+        if chunk:
+            yield chunk
+
+
+async def transcription_handle(exchange: Exchange) -> None:
+    limit = settings.MAX_REQUEST_BYTES
+    content_type = _content_type_checked(exchange, limit)
     prefix, more, match = await _read_until_model(exchange, limit)
     public_model = match.group("value").decode("utf-8", "replace").strip()
-    outcome = exchange.outcome
-    outcome.model = public_model
-    await service_class_resolve(exchange)
-    model = await model_admit(
-        exchange.principal, public_model, "transcription", dedicated=exchange.dedicated
+    exchange.outcome.model = public_model
+    admitted = await admit(
+        exchange, public_model=public_model, capability="transcription", cost=1
     )
-    quota = await quota_admit(
-        user_id=exchange.principal.user_id,
-        group_ids=exchange.principal.group_ids,
-        model_weight=model.quota_weight,
-    )
-    exchange.response_headers.extend(quota.headers())
-    await rate_admit(exchange, cost=1)
-    route = picker.choose(model, dedicated=exchange.dedicated)
+    route = picker.choose(admitted.model, dedicated=exchange.dedicated)
     if route is None:
         raise backend_unreachable(public_model)
     if route.upstream_model != public_model:
         start, end = match.span("value")
         prefix = prefix[:start] + route.upstream_model.encode() + prefix[end:]
-
-    received = len(prefix)
-
-    async def upload() -> AsyncIterator[bytes]:
-        nonlocal received
-        yield prefix
-        remaining = more
-        while remaining:
-            message = await exchange.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                raise body_too_large(limit)
-            remaining = message.get("more_body", False)
-            if chunk:
-                yield chunk
-
-    outcome.backend_id = route.backend_id
+    exchange.outcome.backend_id = route.backend_id
     async with route_hold(exchange, route, public_model):
-        try:
-            response = await upstream_open(
-                route,
-                "audio/transcriptions",
-                data=upload(),
-                headers=upstream_headers(
-                    route, outcome.request_id, content_type.decode("latin-1")
-                ),
-                model=public_model,
-            )
-        except BackendRefused:
-            picker.mark_refused(route)
-            raise backend_unreachable(public_model) from None
-        try:
-            if response.status >= 400:
-                raise await upstream_error(response, public_model)
-            await relay_json(
-                exchange.send,
-                response,
-                outcome=outcome,
-                response_headers=exchange.response_headers,
-                public_model=public_model,
-                upstream_model=route.upstream_model,
-            )
-        finally:
-            response.release()
+        await _relay_upload(
+            exchange,
+            route,
+            public_model,
+            data=_upload(exchange, prefix, more, limit),
+            content_type=content_type.decode("latin-1"),
+        )
+
+
+async def _relay_upload(
+    exchange: Exchange,
+    route: Route,
+    public_model: str,
+    *,
+    data: AsyncIterator[bytes],
+    content_type: str,
+) -> None:
+    try:
+        response = await upstream_open(
+            route,
+            "audio/transcriptions",
+            data=data,
+            headers=upstream_headers(route, exchange.outcome.request_id, content_type),
+            model=public_model,
+        )
+    except BackendRefused:
+        picker.mark_refused(route)
+        raise backend_unreachable(public_model) from None
+    try:
+        if response.status >= 400:
+            raise await upstream_error(response, public_model)
+        await relay_json(
+            exchange.send,
+            response,
+            outcome=exchange.outcome,
+            response_headers=exchange.response_headers,
+            public_model=public_model,
+            upstream_model=route.upstream_model,
+        )
+    finally:
+        response.release()

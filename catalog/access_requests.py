@@ -12,12 +12,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
+from accounts.services import apikey_cache_invalidate
 from catalog.models import AccessRequest, GroupLimits
 
 
 def _staff_emails() -> list[str]:
-    from accounts.models import User
-
     return list(
         User.objects.filter(is_staff=True, is_active=True)
         .exclude(email="")
@@ -77,8 +77,6 @@ def access_request_decide(
 ) -> AccessRequest:
     """Approve (the user joins the class's group) or refuse a pending request,
     and tell the user by e-mail. Deciding twice changes nothing."""
-    from accounts.services import apikey_cache_invalidate
-
     locked = AccessRequest.objects.select_for_update().get(pk=request.pk)
     if locked.state != AccessRequest.State.PENDING:
         return locked

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
-from catalog.models import Backend, Deployment, Model
-from catalog.snapshot import CatalogModel, Route
-
-if TYPE_CHECKING:
-    from apiproxy.limits import LimitTables
+from accounts.selectors import principal_for_user
+from catalog.access import models_for
+from catalog.models import (
+    AccessRequest,
+    Backend,
+    Deployment,
+    GroupLimits,
+    KeyLimits,
+    Model,
+    UserLimits,
+)
+from catalog.snapshot import CatalogModel, LimitTables, Route
 
 
 def _live_routes() -> QuerySet[Deployment]:
@@ -27,20 +34,21 @@ def model_available_list() -> QuerySet[Model]:
     return Model.objects.filter(enabled=True).filter(Exists(live))
 
 
-def model_list_for_user(*, user: Any) -> QuerySet[Model]:
-    """The models `user` may call: available, and open to everyone or to one
-    of the user's groups. Staff get no exception: access is a policy decision
-    made in admin, not a privilege of the admin role."""
+def models_for_user(*, user: Any) -> list[CatalogModel]:
+    """The models `user` may call through the browser or a key without an
+    allowlist: the access rule (catalog.access) over a fresh snapshot, so
+    pages offer exactly what the proxy admits. Staff get no exception: access
+    is a policy decision made in admin, not a privilege of the admin role."""
     if not getattr(user, "is_active", False):
-        return Model.objects.none()
-    member = Model.access_groups.through.objects.filter(
-        model_id=OuterRef("pk"), group__user=user
-    )
-    return model_available_list().filter(Q(everyone=True) | Exists(member))
+        return []
+    models = {model.public_id: model for model in catalog_snapshot()}
+    principal = principal_for_user(user=user)
+    return models_for(principal, models=models, tables=limit_tables())
 
 
-def model_get_for_user(*, user: Any, public_id: str) -> Model | None:
-    return model_list_for_user(user=user).filter(public_id=public_id).first()
+def model_ids_for_user(user: Any) -> list[str]:
+    """Public ids of `models_for_user`, for the key form's allowlist."""
+    return [model.public_id for model in models_for_user(user=user)]
 
 
 def catalog_snapshot() -> list[CatalogModel]:
@@ -100,31 +108,27 @@ def backend_get(*, name: str) -> Backend | None:
 def limit_tables() -> LimitTables:
     """Every limit override, as plain dicts for the proxy's cache (small tables:
     one row per group, user or key that has an override)."""
-    from apiproxy.limits import LimitTables
-    from catalog.models import GroupLimits, KeyLimits, UserLimits
-
     groups = GroupLimits.objects.values_list(
-        "group_id", "rpm", "tpm", "dedicated_access"
+        "group_id", "rpm", "tpm", "dedicated_access", "requestable"
     )
     return LimitTables(
         users={
             u: (r, t)
             for u, r, t in UserLimits.objects.values_list("user_id", "rpm", "tpm")
         },
-        groups={g: (r, t) for g, r, t, _ in groups},
+        groups={g: (r, t) for g, r, t, _, _ in groups},
         keys={
             k: (r, t)
             for k, r, t in KeyLimits.objects.values_list("key_id", "rpm", "tpm")
         },
-        dedicated_groups=frozenset(g for g, _, _, dedicated in groups if dedicated),
+        dedicated_groups=frozenset(g for g, _, _, dedicated, _ in groups if dedicated),
+        requestable_groups=frozenset(g for g, *_, requestable in groups if requestable),
     )
 
 
 def access_classes_for_user(*, user: Any) -> list[dict[str, Any]]:
     """The service classes a user may ask for, with where the user stands:
     member, waiting, or free to ask (and the last decision, if any)."""
-    from catalog.models import AccessRequest, GroupLimits
-
     member_of = set(user.groups.values_list("pk", flat=True))
     latest: dict[int, AccessRequest] = {}
     for request in AccessRequest.objects.filter(user=user).order_by("created_at"):

@@ -1,6 +1,8 @@
-"""The catalog as plain frozen data, for the proxy's in-memory cache.
+"""The catalog as plain frozen data, for the proxy's in-memory cache and the
+access rule (catalog.access).
 
-Built by catalog.selectors.catalog_snapshot off the request path; nothing here
+Built by catalog.selectors (catalog_snapshot, limit_tables) off the request
+path; nothing here
 touches the ORM, so the hot path reads attributes and nothing else. `as_dict`
 gives JSON-ready dicts for anything that must cross a process boundary.
 """
@@ -50,3 +52,19 @@ class CatalogModel:
         data["capabilities"] = sorted(self.capabilities)
         data["group_ids"] = sorted(self.group_ids)
         return data
+
+
+Pair = tuple[int | None, int | None]
+
+
+@dataclass(frozen=True)
+class LimitTables:
+    """Every limit override and the service classes' groups, as plain dicts
+    (small tables: one row per group, user or key that has an override)."""
+
+    users: dict[int, Pair] = field(default_factory=dict)
+    groups: dict[int, Pair] = field(default_factory=dict)
+    keys: dict[int, Pair] = field(default_factory=dict)
+    dedicated_groups: frozenset[int] = frozenset()
+    # Groups users may ask to join (Settings > Access).
+    requestable_groups: frozenset[int] = frozenset()

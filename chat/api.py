@@ -11,10 +11,10 @@ from typing import Any
 
 from django.http import Http404
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
 from chat.models import TITLE_MAX_LENGTH, Conversation, Message
 from chat.selectors import (
@@ -88,33 +88,7 @@ class ConversationSerializer(serializers.Serializer):
         return attrs
 
 
-def _error_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, ValidationError):
-        fields = exc.detail if isinstance(exc.detail, dict) else {"": exc.detail}
-        error: dict[str, Any] = {
-            "code": "invalid",
-            "message": "Invalid input.",
-            "fields": fields,
-        }
-    elif isinstance(exc, APIException):
-        codes = exc.get_codes()
-        error = {
-            "code": codes if isinstance(codes, str) else "error",
-            "message": str(exc.detail),
-        }
-    else:  # Http404, turned into a response by DRF
-        error = {"code": "not_found", "message": "Not found."}
-    response.data = {"error": error}
-    return response
-
-
 class _ChatApiView(APIView):
-    def get_exception_handler(self):  # type: ignore[no-untyped-def]
-        return _error_handler
-
     def _conversation(self, request: Request, conversation_id: int) -> Conversation:
         conversation = conversation_get(
             user=request.user, conversation_id=conversation_id

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from catalog.selectors import model_list_for_user
+from catalog.selectors import models_for_user
 from chat.models import Conversation, Message
 
 # Sampling parameters the chat passes on from a model's recommended_params
@@ -64,15 +64,15 @@ class ChatModel:
 
 def chat_model_list(*, user: Any) -> list[ChatModel]:
     """The chat-capable models `user` may use now, by display name."""
-    models = model_list_for_user(user=user).filter(supports_chat=True)
+    models = [m for m in models_for_user(user=user) if "chat" in m.capabilities]
     found = [
         ChatModel(
             public_id=model.public_id,
-            display_name=model.display_name or model.public_id,
+            display_name=model.display_name,
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
             capabilities=tuple(sorted(model.capabilities)),
-            recommended_params=dict(model.recommended_params or {}),
+            recommended_params=dict(model.recommended_params),
         )
         for model in models
     ]

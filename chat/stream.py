@@ -13,7 +13,7 @@ import json
 
 from django.http import HttpRequest
 
-from accounts.selectors import KeyPrincipal
+from accounts.selectors import Principal
 from apiproxy.browser import BrowserResult, browser_application
 from apiproxy.errors import ProxyError
 from chat.selectors import chat_model_get, conversation_get, message_list
@@ -31,7 +31,7 @@ class ChatTurn:
         self.question_id: int | None = None
         self.model = ""
 
-    def prepare(self, *, request: HttpRequest, principal: KeyPrincipal) -> bytes:
+    def prepare(self, *, request: HttpRequest, principal: Principal) -> bytes:
         try:
             turn = turn_request_parse(request.body)
         except TurnRequestInvalid as error:

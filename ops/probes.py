@@ -21,14 +21,13 @@ import ipaddress
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from apiproxy.gauges import gauges_register
 from apiproxy.http import Receive, Send, header_get
 from ops.selectors import backend_health_counts
+from portal.dbthread import in_db_thread
 from portal.redisconn import async_redis
 
 PROBE_PATH_PATTERN = r"^(?:healthz|readyz|metrics)$"
@@ -53,14 +52,6 @@ async def _respond(
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-def _backend_counts_read() -> dict[str, int]:
-    close_old_connections()
-    try:
-        return backend_health_counts()
-    finally:
-        close_old_connections()
-
-
 class _DatabaseProbe:
     """At most one database check in flight per process: a database that
     hangs must not make every probe start a thread that hangs with it (the
@@ -76,8 +67,8 @@ class _DatabaseProbe:
             or pending.done()
             or pending.get_loop() is not asyncio.get_running_loop()
         ):
-            read = sync_to_async(_backend_counts_read, thread_sensitive=False)
-            pending = self.pending = asyncio.ensure_future(read())
+            read = in_db_thread(backend_health_counts)
+            pending = self.pending = asyncio.ensure_future(read)
         return await asyncio.wait_for(asyncio.shield(pending), within)
 
 

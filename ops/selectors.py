@@ -8,20 +8,17 @@ shows those of the process that serves it (Prometheus has every process's).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
-from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from catalog.models import Backend, Deployment
 from apiproxy.queueing import board
-from apiproxy.slots import slot_key, slot_pool
+from apiproxy.slots import slots_in_use
+from catalog.models import Backend, Deployment
 from ops.models import BackendAlertState
 from usage.models import UsageRecord
 
@@ -89,27 +86,6 @@ def dashboard_backends() -> list[BackendRow]:
     return rows
 
 
-def _slots_in_use(keys: list[str]) -> tuple[list[int | None], str]:
-    """Leases held in each slot set, by every process (Redis), or by this
-    process when there is no Redis."""
-    if not settings.REDIS_URL:
-        return [slot_pool.local_held.get(key, 0) for key in keys], "this process"
-    client = redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0
-    )
-    now_ms = int(time.time() * 1000)
-    try:
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zcount(key, now_ms, "+inf")  # leases not yet expired
-            counts = [int(count) for count in pipe.execute()]
-    except (redis.RedisError, OSError):
-        return [None] * len(keys), "Redis did not answer"
-    finally:
-        client.close()
-    return counts, "all processes"
-
-
 def dashboard_slots() -> tuple[list[SlotRow], str]:
     """Every live route with its slots in use and this process's queue."""
     routes = (
@@ -120,17 +96,17 @@ def dashboard_slots() -> tuple[list[SlotRow], str]:
         .order_by("model__public_id", "backend__name")
     )
     routes = list(routes)
-    keys = [slot_key(route.backend_id, route.upstream_model) for route in routes]
-    counts, source = _slots_in_use(keys)
+    counts, source = slots_in_use([(r.backend_id, r.upstream_model) for r in routes])
+    waiting = board.stats()
     rows = [
         SlotRow(
             model=route.model.public_id,
             backend=route.backend.name,
             cap=route.backend.max_concurrency,
             in_flight=count,
-            waiting=board.depth(key),
+            waiting=waiting.get((route.backend_id, route.upstream_model), 0),
         )
-        for route, key, count in zip(routes, keys, counts, strict=True)
+        for route, count in zip(routes, counts, strict=True)
     ]
     return rows, source
 

@@ -40,10 +40,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         },
         "top_users": dashboard_top_users(since=since),
         "recent_errors": dashboard_recent_errors(since=since),
-        "process": {
-            "buffer": usage_buffer.pending,
-            "flush_failures": usage_buffer.flush_failures,
-            "degraded": rate_limiter.degraded,
-        },
+        "buffer": usage_buffer.stats(),
+        "limiter": rate_limiter.stats(),
     }
     return TemplateResponse(request, "admin/ops/dashboard.html", context)

@@ -24,6 +24,8 @@ from typing import TextIO
 from django.conf import settings
 from django.db import connections
 
+from accounts.services import admin_ensure
+from catalog.services import backend_add, backend_discover_models
 from portal.demobackend import (
     MODEL_ID,
     DemoBackend,
@@ -55,8 +57,6 @@ def admin_bootstrap(
 
     Never touches an existing superuser: an operator's changed password stays.
     """
-    from accounts.services import admin_ensure
-
     chosen = password or secrets.token_urlsafe(12)
     user, created = admin_ensure(username=username, email=email, password=chosen)
     return AdminLogin(
@@ -89,13 +89,6 @@ def demo_backend_register(*, backend: DemoBackend) -> str:
     place (backend_add upserts by name) rather than added again; its pool and
     limit are left as staff may have set them. Returns a line for the console.
     """
-    try:
-        from catalog.services import backend_add, backend_discover_models
-    except ImportError:
-        return (
-            "The backend catalog (catalog.services.backend_add) does not exist yet:"
-            f" registration skipped. The demo backend answers at {backend.base_url}"
-        )
     registered = backend_add(name=DEMO_BACKEND_NAME, base_url=backend.base_url)
     result = backend_discover_models(backend=registered)
     if not result.ok:

@@ -6,9 +6,13 @@ the process with a message naming the variable, never fall back silently.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -102,6 +106,34 @@ def env_list(
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_networks(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """A comma-separated list of addresses or CIDR networks."""
+    networks = env_list(name, default, environ=environ)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {network!r} is not an address or network"
+            ) from None
+    return networks
+
+
+def env_origins(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """A comma-separated list of origins, each with its scheme."""
+    origins = env_list(name, default, environ=environ)
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")):
+            raise ImproperlyConfigured(
+                f"{name} entries need a scheme (https://...), got {origin!r}"
+            )
+    return origins
+
+
 def env_choice(
     name: str,
     default: str,
@@ -118,6 +150,35 @@ def env_choice(
             f"{name}={value!r} is not one of: {', '.join(choices)}"
         )
     return lowered
+
+
+def env_database(
+    name: str,
+    *,
+    sqlite_path: Path,
+    conn_max_age: int,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Django's database entry: anything dj-database-url understands, or a
+    SQLite file at `sqlite_path` when the variable is unset."""
+    value = _raw(name, environ)
+    if not value:
+        sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": sqlite_path,
+            "OPTIONS": {"timeout": 20},
+        }
+    try:
+        database: dict[str, Any] = dict(
+            dj_database_url.parse(value, conn_max_age=conn_max_age)
+        )
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} is not valid: {error}") from None
+    if not database.get("ENGINE"):
+        raise ImproperlyConfigured(f"{name} names an unknown database scheme")
+    database["CONN_HEALTH_CHECKS"] = True
+    return database
 
 
 def redis_url_validate(name: str, value: str | None) -> str | None:

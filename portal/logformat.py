@@ -1,4 +1,5 @@
-"""LOG_FORMAT=json: one JSON object per log line, for log shippers.
+"""Logging set-up, and LOG_FORMAT=json: one JSON object per log line, for log
+shippers.
 
 Structured fields a caller attaches with `extra={"fields": {...}}` (the
 request log line, apiproxy.requestlog) become keys of the object; the message is
@@ -37,3 +38,33 @@ class JsonFormatter(logging.Formatter):
             data["exception"] = self.formatStack(record.stack_info)
         # default=str: a stray object in a message argument must not lose the line.
         return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
+    """Django's LOGGING: every line on stderr in one format (plain or json)."""
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+            "json": {"()": "portal.logformat.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": log_format}
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "INFO"},
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+        },
+    }
+    if log_format == "json":
+        # uvicorn's own lines too, so that a log shipper sees one format.
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            config["loggers"][name] = {
+                "handlers": ["console"],
+                "level": "INFO",
+                "propagate": False,
+            }
+    return config

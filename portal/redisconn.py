@@ -1,15 +1,20 @@
-"""One asyncio Redis client per event loop, for the proxy's hot path.
+"""The one place Redis clients are made.
 
+`async_redis()`: one asyncio client per event loop, for the proxy's hot path.
 An asyncio client belongs to the loop that made it, and test servers and
 worker processes each run their own loop, so the client is looked up by loop.
-Timeouts are short on purpose: a Redis outage must degrade a request by
-milliseconds (the caller falls back), never stall it.
+Timeouts are short on purpose (REDIS_HOT_PATH_TIMEOUT): a Redis outage must
+degrade a request by milliseconds (the caller falls back), never stall it.
+
+`sync_redis()`: one thread-safe client per process, for pages, commands and
+Celery tasks, with REDIS_SYNC_TIMEOUT.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import redis
 import redis.asyncio
 from django.conf import settings
 
@@ -43,3 +48,22 @@ def async_redis() -> redis.asyncio.Redis | None:
         _clients[key] = (loop, client)
         return client
     return held[1]
+
+
+_sync_clients: dict[str, redis.Redis] = {}
+
+
+def sync_redis() -> redis.Redis | None:
+    """The process's shared blocking client, or None when Redis is not
+    configured. Its pool is thread-safe: views and tasks share it."""
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    client = _sync_clients.get(url)
+    if client is None:
+        timeout = settings.REDIS_SYNC_TIMEOUT
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        _sync_clients[url] = client
+    return client

@@ -7,20 +7,24 @@ Bad values stop the process with a message naming the variable.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import (
     env_bool,
     env_choice,
+    env_database,
     env_float,
     env_int,
     env_list,
+    env_networks,
+    env_origins,
     env_str,
     redis_url_validate,
+)
+from portal.logformat import (
+    logging_config,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,12 +44,7 @@ if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50):
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []
 )
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-for _origin in CSRF_TRUSTED_ORIGINS:
-    if not _origin.startswith(("http://", "https://")):
-        raise ImproperlyConfigured(
-            f"CSRF_TRUSTED_ORIGINS entries need a scheme (https://...), got {_origin!r}"
-        )
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS", [])
 
 # Public base URL of the portal, used where a page must show an absolute address
 # (API snippets). Empty: derived from the request.
@@ -111,26 +110,13 @@ TEMPLATES = [
 ]
 
 # Database: SQLite file by default, anything dj-database-url understands by env.
-_database_url = env_str("DATABASE_URL", "")
-if _database_url:
-    try:
-        _database = dj_database_url.parse(
-            _database_url,
-            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-        )
-    except ValueError as error:
-        raise ImproperlyConfigured(f"DATABASE_URL is not valid: {error}") from None
-    if not _database.get("ENGINE"):
-        raise ImproperlyConfigured("DATABASE_URL names an unknown database scheme")
-    _database["CONN_HEALTH_CHECKS"] = True
-else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    _database = {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "portico.sqlite3",
-        "OPTIONS": {"timeout": 20},
-    }
-DATABASES = {"default": _database}
+DATABASES = {
+    "default": env_database(
+        "DATABASE_URL",
+        sqlite_path=DATA_DIR / "portico.sqlite3",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: shared cache, limiter state and Celery broker. Absent: all in-process.
@@ -197,10 +183,8 @@ LOGIN_URL = "account_login"
 
 # E-mail: SMTP when EMAIL_HOST is set, else printed on the console.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_BACKEND = "django.core.mail.backends." + ("smtp" if EMAIL_HOST else "console")
+EMAIL_BACKEND += ".EmailBackend"
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
@@ -240,6 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "portal.apierrors.api_exception_handler",
 }
 
 # --- API keys (accounts) ---------------------------------------------------
@@ -304,6 +289,8 @@ LIMITS_REFRESH_SECONDS = env_float("LIMITS_REFRESH_SECONDS", 5.0, minimum=0.0)
 WEB_PROCESSES = env_int("WEB_PROCESSES", 1, minimum=1)
 LIMITER_RETRY_SECONDS = env_float("LIMITER_RETRY_SECONDS", 2.0, minimum=0.1)
 REDIS_HOT_PATH_TIMEOUT = env_float("REDIS_HOT_PATH_TIMEOUT", 0.25, minimum=0.01)
+# Seconds a page, command or Celery task waits for Redis (portal.redisconn).
+REDIS_SYNC_TIMEOUT = env_float("REDIS_SYNC_TIMEOUT", 2.0, minimum=0.1)
 
 # Per-model queues (apiproxy.queueing): seconds a request may wait for a slot,
 # how many may wait per model, and the lease that frees a crashed process's slots.
@@ -368,16 +355,9 @@ MODEL_DEFAULT_CONTEXT_WINDOW = env_int(
 # anyone sending "Authorization: Bearer <METRICS_TOKEN>" (empty: no token).
 # Behind a reverse proxy the client is the proxy unless uvicorn trusts its
 # X-Forwarded-For (FORWARDED_ALLOW_IPS); docs/deploy.md shows both set-ups.
-METRICS_ALLOWED_NETWORKS = env_list(
+METRICS_ALLOWED_NETWORKS = env_networks(
     "METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]
 )
-for _network in METRICS_ALLOWED_NETWORKS:
-    try:
-        ipaddress.ip_network(_network, strict=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or network"
-        ) from None
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # /readyz gives the database and Redis this long to answer.
 READYZ_TIMEOUT_SECONDS = env_float("READYZ_TIMEOUT_SECONDS", 2.0, minimum=0.1)
@@ -411,28 +391,4 @@ SHUTDOWN_GRACE = env_int("SHUTDOWN_GRACE", 30, minimum=0)
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")
 ).upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "portal.logformat.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
-if LOG_FORMAT == "json":
-    # uvicorn's own lines too, so that a log shipper sees one format.
-    for _name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        LOGGING["loggers"][_name] = {  # type: ignore[index]
-            "handlers": ["console"],
-            "level": "INFO",
-            "propagate": False,
-        }
+LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)

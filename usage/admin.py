@@ -3,6 +3,7 @@ a chosen period, with totals and CSV), quotas, and the raw records."""
 
 from __future__ import annotations
 
+import csv
 from datetime import timedelta
 from typing import Any
 
@@ -94,7 +95,6 @@ class ReportForm(forms.Form):
 
 
 def report_csv(report: Report) -> HttpResponse:
-    import csv
 
     name = f"usage-by-{report.by}-{report.first_day:%Y%m%d}-{report.end_day:%Y%m%d}"
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -5,8 +5,9 @@ Nothing is written before the first byte and nothing per request on the
 response path: `add` appends to a deque. A background flusher, every
 USAGE_FLUSH_SECONDS (sooner when USAGE_FLUSH_BATCH outcomes wait):
 
-1. turns outcomes into rows (with the model's quota weight) and adds them to
-   the quota counters, once per row, whether or not the database is up;
+1. turns outcomes into rows (billed at the quota weight each request was
+   admitted at) and adds them to the quota counters, once per row, whether
+   or not the database is up;
 2. spills rows beyond USAGE_BUFFER_MAX_RECORDS to a JSONL spool file under
    DATA_DIR/usage-spool/ (fsynced), so an outage bounds memory, not records;
 3. writes rows in batches, idempotently by request id; a failed write keeps
@@ -37,17 +38,16 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
+from portal.dbthread import in_db_thread
 from usage.metering import MeteredRow, row_from_outcome
+from usage.outcome import RequestOutcome
+from usage.quota import quota_usage_add
+from usage.recordwrite import usage_records_create
 from usage.spool import spool_claim, spool_done, spool_read, spool_release, spool_write
-
-if TYPE_CHECKING:
-    from apiproxy.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -59,26 +59,16 @@ SPILL_LOG_SECONDS = 30.0
 
 
 def usage_rows_write(rows: Sequence[MeteredRow]) -> int:
-    from usage.recordwrite import usage_records_create
-
-    close_old_connections()
-    try:
-        return usage_records_create(rows=rows)
-    finally:
-        close_old_connections()
+    return usage_records_create(rows=rows)
 
 
-async def _model_weights() -> dict[str, float]:
-    from apiproxy.catalog import catalog
-
-    try:
-        # The proxy's in-memory snapshot; stale or not, it holds the weights
-        # the requests were admitted with.
-        models = await catalog.current()
-    except Exception:
-        logger.warning("no model catalog for quota weights; using 1", exc_info=True)
-        return {}
-    return {public_id: model.quota_weight for public_id, model in models.items()}
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    pending: int  # outcomes and rows in memory, not yet written
+    written: int
+    spilled: int  # rows spooled to disk during an outage
+    replayed: int
+    flush_failures: int
 
 
 class UsageBuffer:
@@ -102,6 +92,15 @@ class UsageBuffer:
     @property
     def pending(self) -> int:
         return len(self.incoming) + len(self.rows)
+
+    def stats(self) -> BufferStats:
+        return BufferStats(
+            pending=self.pending,
+            written=self.written,
+            spilled=self.spilled,
+            replayed=self.replayed,
+            flush_failures=self.flush_failures,
+        )
 
     def add(self, outcome: RequestOutcome) -> None:
         """Hot path: O(1), never blocks, never raises."""
@@ -171,16 +170,12 @@ class UsageBuffer:
     async def _take_incoming(self) -> None:
         if not self.incoming:
             return
-        from usage.quota import quota_usage_add
-
-        weights = await _model_weights()
         fresh: list[MeteredRow] = []
         while self.incoming:
             outcome = self.incoming.popleft()
             if outcome.user_id is None:
                 continue  # nobody to bill (the proxy does not submit these)
-            weight = weights.get(outcome.model, 1.0)
-            fresh.append(row_from_outcome(outcome, weight=weight))
+            fresh.append(row_from_outcome(outcome))
         self.rows.extend(fresh)
         try:
             await quota_usage_add(rows=fresh)
@@ -218,8 +213,8 @@ class UsageBuffer:
             self._spill_logged_at, self._spilled_unlogged = now, 0
 
     async def _write(self, rows: Sequence[MeteredRow]) -> None:
-        write = sync_to_async(usage_rows_write, thread_sensitive=False)
-        await asyncio.wait_for(write(rows), timeout=WRITE_TIMEOUT_SECONDS)
+        write = in_db_thread(usage_rows_write, rows)
+        await asyncio.wait_for(write, timeout=WRITE_TIMEOUT_SECONDS)
 
     async def _write_rows(self) -> bool:
         while self.rows:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from apiproxy.outcome import RequestOutcome
+    from usage.outcome import RequestOutcome
 
 CLIENTS = ("api", "browser")
 USAGE_SOURCES = ("reported", "counted", "estimated")
@@ -58,8 +58,8 @@ def weighted(prompt_tokens: int, completion_tokens: int, weight: float) -> int:
     return max(0, round((max(0, prompt_tokens) + max(0, completion_tokens)) * weight))
 
 
-def row_from_outcome(outcome: RequestOutcome, *, weight: float) -> MeteredRow:
-    """The row for an ended request. `weight` is the model's quota weight now."""
+def row_from_outcome(outcome: RequestOutcome) -> MeteredRow:
+    """The row for an ended request, billed at the weight it was admitted at."""
     assert outcome.user_id is not None, "only requests of a known user are metered"
     client = outcome.source if outcome.source in CLIENTS else "api"
     source = outcome.usage_source
@@ -78,7 +78,7 @@ def row_from_outcome(outcome: RequestOutcome, *, weight: float) -> MeteredRow:
         completion_tokens=max(0, outcome.completion_tokens),
         usage_source=source if source in USAGE_SOURCES else "estimated",
         weighted_tokens=weighted(
-            outcome.prompt_tokens, outcome.completion_tokens, weight
+            outcome.prompt_tokens, outcome.completion_tokens, outcome.quota_weight
         ),
         ttft_ms=outcome.ttft_ms,
         duration_ms=outcome.duration_ms,

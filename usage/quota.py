@@ -23,21 +23,18 @@ boundary) and logs; the next reconciliation repairs the counters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import redis
-import redis.asyncio
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
-from apiproxy.errors import ProxyError
+from portal.dbthread import in_db_thread
+from portal.redisconn import async_redis, sync_redis
+from portal.refreshing import Refreshing
 from usage.metering import MeteredRow
 from usage.periods import PERIODS, local_day, local_zone, window_label, window_of
 from usage.selectors import QuotaTable, quota_table, quota_used
@@ -72,6 +69,7 @@ class QuotaState:
     used: int = 0
     period: str | None = None
     resets_at: datetime | None = None
+    exhausted: bool = False
 
     @property
     def remaining(self) -> int | None:
@@ -100,51 +98,14 @@ def _ttl(end: datetime, now: datetime) -> int:
     return max(60, int((end - now + KEEP_AFTER_WINDOW).total_seconds()))
 
 
-def _in_thread(function, /, **kwargs):  # type: ignore[no-untyped-def]
-    close_old_connections()
-    try:
-        return function(**kwargs)
-    finally:
-        close_old_connections()
-
-
-class QuotaLimits:
-    """The quota table in memory, reloaded in a worker thread when older than
-    USAGE_QUOTA_REFRESH_SECONDS; while one request reloads, the others use the
-    previous table. No asyncio.Lock: it would bind this module-level object to
-    the first event loop that used it."""
-
-    def __init__(self) -> None:
-        self.table = QuotaTable(users={}, groups={})
-        self.loaded_at = 0.0
-        self._reloading = False
-
-    def invalidate(self) -> None:
-        self.loaded_at = 0.0
-
-    async def current(self) -> QuotaTable:
-        if time.monotonic() - self.loaded_at < settings.USAGE_QUOTA_REFRESH_SECONDS:
-            return self.table
-        if self._reloading:
-            while self._reloading and not self.loaded_at:  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
-            return self.table
-        self._reloading = True
-        try:
-            self.table = await sync_to_async(_in_thread, thread_sensitive=False)(
-                quota_table
-            )
-        except Exception:
-            # The last table stays (none yet: nobody is limited) until the
-            # database answers again.
-            logger.exception("could not reload quotas; using the previous table")
-        finally:
-            self._reloading = False
-        self.loaded_at = time.monotonic()
-        return self.table
-
-
-quota_limits = QuotaLimits()
+quota_limits: Refreshing[QuotaTable] = Refreshing(
+    load=quota_table,
+    empty=QuotaTable(users={}, groups={}),
+    interval_setting="USAGE_QUOTA_REFRESH_SECONDS",
+    # Without a table (the database down at start) nobody is limited: quotas
+    # are a budget, not a security boundary.
+    fail_open=True,
+)
 
 
 class _LocalCounters:
@@ -176,68 +137,29 @@ class _LocalCounters:
 
 
 local_counters = _LocalCounters()
-_async_clients: dict[int, tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis]] = {}
-
-
-def _redis_async() -> redis.asyncio.Redis | None:
-    """This loop's client (an asyncio client belongs to the loop that made it)."""
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    loop = asyncio.get_running_loop()
-    held = _async_clients.get(id(loop))
-    if held is None or held[0] is not loop:
-        for stale in [
-            k for k, (other, _) in _async_clients.items() if other.is_closed()
-        ]:
-            del _async_clients[stale]
-        client = redis.asyncio.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
-        _async_clients[id(loop)] = (loop, client)
-        return client
-    return held[1]
 
 
 async def _used(user_id: int, period: str, start: datetime, end: datetime) -> int:
     key = counter_key(user_id, period, start)
     now = timezone.now()
-    client = _redis_async()
+    client = async_redis()
     value = (await client.get(key)) if client is not None else local_counters.get(key)
     if value is not None:
         return int(value)
     # First request of this user in this window (in this process without
     # Redis): start the counter from the database, once.
-    figure = await sync_to_async(_in_thread, thread_sensitive=False)(
-        quota_used, user_id=user_id, start=start, end=end
-    )
+    figure = await in_db_thread(quota_used, user_id=user_id, start=start, end=end)
     if client is None:
         return local_counters.raise_to(key, figure, _ttl(end, now))
     return int(await client.eval(_RAISE, 1, key, figure, _ttl(end, now)))
 
 
-def quota_exhausted(state: QuotaState) -> ProxyError:
-    assert state.resets_at is not None and state.limit is not None
-    reset = state.resets_at.astimezone(local_zone())
-    return ProxyError(
-        429,
-        f"You have used your quota of {state.limit:,} tokens per {state.period} "
-        f"(tokens count times each model's weight). It resets at "
-        f"{reset:%Y-%m-%d %H:%M} {reset.tzname()}. Ask the portal's operators "
-        "if you need more.",
-        type="insufficient_quota",
-        code="insufficient_quota",
-        headers=[(b"x-should-retry", b"false"), *state.headers()],
-        outcome="insufficient_quota",
-    )
-
-
-async def quota_admit(
+async def quota_check(
     *, user_id: int, group_ids: tuple[int, ...], model_weight: float
 ) -> QuotaState:
-    """Step 3 (quota part): refuse with 429 insufficient_quota when the user's
-    window is used up, else say what is left (QuotaState.headers() for the
-    response). A model of weight 0 costs nothing and is always admitted."""
+    """Step 3 (quota part): where the user stands in the current window.
+    `exhausted` is set when the window is used up; admission turns that into
+    the 429 (a model of weight 0 costs nothing and is never refused)."""
     table = await quota_limits.current()
     limit = table.limit_for(user_id=user_id, group_ids=group_ids)
     if limit is None:
@@ -252,7 +174,7 @@ async def quota_admit(
         limit=limit.tokens, used=used, period=limit.period, resets_at=end
     )
     if model_weight > 0 and used >= limit.tokens:
-        raise quota_exhausted(state)
+        return replace(state, exhausted=True)
     return state
 
 
@@ -287,7 +209,7 @@ async def quota_usage_add(*, rows: Iterable[MeteredRow]) -> None:
     found = _increments(rows)
     if not found:
         return
-    client = _redis_async()
+    client = async_redis()
     if client is None:
         local_counters.add_existing({k: v[0] for k, v in found.items()})
         return
@@ -302,24 +224,19 @@ def counters_raise_sync(
     *, figures: dict[tuple[str, datetime, datetime], dict[int, int]], now: datetime
 ) -> int:
     """Raise counters to database figures, from sync code (the rollup task)."""
-    url = settings.REDIS_URL
     checked = 0
-    client = redis.Redis.from_url(url, socket_timeout=5) if url else None
-    try:
-        script = client.register_script(_RAISE) if client is not None else None
-        for (period, start, end), used in figures.items():
-            ttl = _ttl(end, now)
-            pipe = client.pipeline(transaction=False) if client is not None else None
-            for user_id, figure in used.items():
-                key = counter_key(user_id, period, start)
-                if script is not None and pipe is not None:
-                    script(keys=[key], args=[figure, ttl], client=pipe)
-                else:
-                    local_counters.raise_to(key, figure, ttl)
-                checked += 1
-            if pipe is not None:
-                pipe.execute()
-    finally:
-        if client is not None:
-            client.close()
+    client = sync_redis()
+    script = client.register_script(_RAISE) if client is not None else None
+    for (period, start, end), used in figures.items():
+        ttl = _ttl(end, now)
+        pipe = client.pipeline(transaction=False) if client is not None else None
+        for user_id, figure in used.items():
+            key = counter_key(user_id, period, start)
+            if script is not None and pipe is not None:
+                script(keys=[key], args=[figure, ttl], client=pipe)
+            else:
+                local_counters.raise_to(key, figure, ttl)
+            checked += 1
+        if pipe is not None:
+            pipe.execute()
     return checked

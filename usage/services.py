@@ -16,7 +16,9 @@ from django.utils import timezone
 from accounts.models import User
 from usage.models import Quota, RollupState, UsageRecord
 from usage.periods import PERIODS, local_day, local_midnight, window_of
+from usage.quota import counters_raise_sync
 from usage.rollups import STATE_NAME, rollup_state_ensure
+from usage.selectors import quota_used_by_user
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +103,6 @@ def quota_counters_reconcile(*, now: datetime | None = None) -> int:
     Never lowers a figure: a higher cached figure holds requests that are
     counted but still waiting in some process's buffer. This repairs figures
     Redis lost (restart, eviction) and any increment a process missed."""
-    from usage.quota import counters_raise_sync
-    from usage.selectors import quota_used_by_user
-
     now = now or timezone.now()
     figures: dict[tuple[str, datetime, datetime], dict[int, int]] = {}
     for period in PERIODS:

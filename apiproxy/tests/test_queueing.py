@@ -12,9 +12,9 @@ import redis
 
 from accounts.services import apikey_create
 from apiproxy.catalog import catalog
-from catalog.models import Backend
 from apiproxy.queueing import ModelQueue, Waiter, board
 from apiproxy.slots import slot_key
+from catalog.models import Backend
 from tests.factories import user_make
 from tests.fixtures_proxy import ProxyRig
 

@@ -84,8 +84,9 @@ def test_user_override_beats_group_default_and_groups_take_the_most_generous(
 ) -> None:
     from django.contrib.auth.models import Group
 
-    from accounts.selectors import KeyPrincipal  # noqa: F401
-    from apiproxy.limits import LimitTables, user_limits
+    from accounts.selectors import Principal  # noqa: F401
+    from apiproxy.limits import user_limits
+    from catalog.snapshot import LimitTables
 
     settings.DEFAULT_USER_RPM = 10
     tables = LimitTables(groups={1: (30, None), 2: (50, 1000)}, users={})
@@ -105,7 +106,8 @@ def test_user_override_beats_group_default_and_groups_take_the_most_generous(
 
 
 def test_api_traffic_leaves_the_reserved_share_to_the_browser(settings) -> None:
-    from apiproxy.limits import LimitTables, buckets_for
+    from apiproxy.limits import buckets_for
+    from catalog.snapshot import LimitTables
 
     settings.DEFAULT_USER_RPM = 100
     settings.BROWSER_RESERVED_SHARE = 0.2

@@ -124,7 +124,5 @@ def test_staff_edit_limits_on_the_group_page(
     assert page.status_code == 200
     assert b"dedicated_access" in page.content
     assert client.get(reverse("admin:auth_group_changelist")).status_code == 200
-    assert (
-        client.get(reverse("admin:catalog_userlimits_changelist")).status_code == 200
-    )
+    assert client.get(reverse("admin:catalog_userlimits_changelist")).status_code == 200
     assert client.get(reverse("admin:catalog_keylimits_changelist")).status_code == 200

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from catalog.models import Backend
 from apiproxy.ratelimit import rate_limiter
+from catalog.models import Backend
 from ops.probes import metrics_allowed
 from tests.fixtures_proxy import ProxyRig
 from usage.buffer import usage_buffer

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from accounts.models import User
-from apiproxy.outcome import RequestOutcome
 from apiproxy.requestlog import request_log
 from ops.tests.conftest import PorticoProcess
 from portal.logformat import JsonFormatter
@@ -21,6 +20,7 @@ from tests.factories import apikey_make, user_make
 from tests.fakebackend import FakeBackend
 from tests.fakebackend_payloads import fake_text
 from tests.fixtures_proxy import ProxyRig, model_register
+from usage.outcome import RequestOutcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,5 @@
-"""quota_admit: cached limits and counters, flips at the limit, resets on time."""
+"""quota_check: cached limits and counters, flips at the limit, resets on time
+(and the 429 admission makes of an exhausted quota)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Group
 
+from apiproxy.admission import quota_exhausted
 from apiproxy.errors import ProxyError
-from apiproxy.outcome import RequestOutcome
 from tests.factories import usage_record_make
 from usage import quota as quota_module
 from usage.buffer import UsageBuffer
-from usage.quota import counter_key, quota_admit
+from usage.outcome import RequestOutcome
+from usage.quota import counter_key, quota_check
 from usage.services import quota_counters_reconcile, quota_set
 from usage.tests.asyncdb import db
 
@@ -48,7 +50,11 @@ async def metered(user, *, prompt: int, completion: int, at=None) -> None:  # ty
 
 
 async def admit(user, weight: float = 1.0, groups: tuple[int, ...] = ()):  # type: ignore[no-untyped-def]
-    return await quota_admit(user_id=user.pk, group_ids=groups, model_weight=weight)
+    """The state, or admission's refusal when the quota is used up."""
+    state = await quota_check(user_id=user.pk, group_ids=groups, model_weight=weight)
+    if state.exhausted:
+        raise quota_exhausted(state)
+    return state
 
 
 async def test_a_user_without_a_quota_is_admitted_without_quota_headers(alice) -> None:

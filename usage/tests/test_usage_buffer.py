@@ -13,12 +13,12 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from apiproxy.outcome import RequestOutcome
 from usage import buffer as buffer_module
 from usage.buffer import UsageBuffer
 from usage.models import UsageRecord
+from usage.outcome import RequestOutcome
 from usage.periods import window_of
-from usage.quota import counter_key, local_counters, quota_admit
+from usage.quota import counter_key, local_counters, quota_check
 from usage.services import quota_set
 from usage.spool import spool_dir
 from usage.tests.asyncdb import db
@@ -130,7 +130,7 @@ async def test_each_request_counts_against_the_quota_once_however_often_writes_f
 ) -> None:
     settings.REDIS_URL = None  # in-process counters: read them directly
     await db(quota_set, user=alice, tokens=1_000, period="day")
-    await quota_admit(user_id=alice.pk, group_ids=(), model_weight=1.0)
+    await quota_check(user_id=alice.pk, group_ids=(), model_weight=1.0)
     buffer = UsageBuffer()
     database.up = False
     buffer.add(outcome(alice.pk, tokens=10))

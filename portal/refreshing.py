@@ -4,6 +4,12 @@ The hot path reads the current value; when it is older than its interval one
 request starts a reload in a worker thread while the others keep using the
 previous value, so a slow database never stalls a token stream. No asyncio.Lock:
 one would bind a module-level instance to the first event loop that used it.
+
+A failed reload keeps the previous copy. When the very first load fails there
+is no previous copy: by default the error reaches the caller (the proxy answers
+503 rather than guess who may use what); with `fail_open` the `empty` value is
+served instead, for figures where serving is safer than refusing (quotas are a
+budget, not a security boundary).
 """
 
 from __future__ import annotations
@@ -14,34 +20,30 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+
+from portal.dbthread import in_db_thread
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def _closing(load: Callable[[], T]) -> Callable[[], T]:
-    def run() -> T:
-        close_old_connections()
-        try:
-            return load()
-        finally:
-            close_old_connections()
-
-    return run
-
-
 class Refreshing(Generic[T]):
     def __init__(
-        self, *, load: Callable[[], T], empty: T, interval_setting: str
+        self,
+        *,
+        load: Callable[[], T],
+        empty: T,
+        interval_setting: str,
+        fail_open: bool = False,
     ) -> None:
-        self._load = _closing(load)
+        self._load = load
         self.value = empty
         self.interval_setting = interval_setting
+        self.fail_open = fail_open
         self.loaded_at = 0.0
+        self._loaded_once = False
         self._reloading = False
 
     def invalidate(self) -> None:
@@ -59,9 +61,10 @@ class Refreshing(Generic[T]):
             return self.value
         self._reloading = True
         try:
-            self.value = await sync_to_async(self._load, thread_sensitive=False)()
+            self.value = await in_db_thread(self._load)
+            self._loaded_once = True
         except Exception:
-            if not self.loaded_at:
+            if not self._loaded_once and not self.fail_open:
                 raise
             logger.exception("reload failed; serving the previous copy")
         finally:
