@@ -89,7 +89,7 @@ def test_an_unknown_model_is_a_404_model_not_found(proxy: ProxyRig) -> None:
     assert caught.value.code == "model_not_found"
 
 
-def test_a_model_of_another_group_is_a_403(proxy: ProxyRig) -> None:
+def test_a_model_of_another_group_answers_like_a_missing_one(proxy: ProxyRig) -> None:
     from django.contrib.auth.models import Group
 
     from apiproxy.catalog import catalog
@@ -100,10 +100,17 @@ def test_a_model_of_another_group_is_a_403(proxy: ProxyRig) -> None:
     model.save()
     model.access_groups.add(Group.objects.create(name="physics"))
     catalog.invalidate()
-    with pytest.raises(openai.PermissionDeniedError) as caught:
-        proxy.openai().chat.completions.create(model="fake-chat", messages=MESSAGES)
-    assert caught.value.code == "model_not_allowed"
-    assert "fake-chat" not in {m.id for m in proxy.openai().models.list()}
+    client = proxy.openai()
+    with pytest.raises(openai.NotFoundError) as hidden:
+        client.chat.completions.create(model="fake-chat", messages=MESSAGES)
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="fake-chet", messages=MESSAGES)
+    # Nothing tells a name of another group's model from a made-up one.
+    assert hidden.value.code == missing.value.code == "model_not_found"
+    assert hidden.value.message.replace("fake-chat", "fake-chet") == (
+        missing.value.message
+    )
+    assert "fake-chat" not in {m.id for m in client.models.list()}
 
 
 def test_a_missing_capability_is_a_501_unsupported(proxy: ProxyRig) -> None:

@@ -58,13 +58,19 @@ def test_a_dedicated_only_model_needs_the_class(
 ) -> None:
     settings.LIMITS_REFRESH_SECONDS = 0
     dedicated_backend(fake_backend_factory)
+    # A class users may ask for holds the dedicated pool: the refusal says how.
+    GroupLimits.objects.create(
+        group=Group.objects.create(name="performance"),
+        dedicated_access=True,
+        requestable=True,
+    )
     Backend.objects.filter(pool="shared").update(enabled=False)
     catalog.invalidate()
     client = proxy.openai()
     assert "fake-chat" not in {m.id for m in client.models.list()}
-    with pytest.raises(openai.PermissionDeniedError) as caught:
+    with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="fake-chat", messages=MESSAGES)
-    assert caught.value.code == "model_requires_access"
+    assert caught.value.code == "model_not_found"
     assert "Settings > Access" in caught.value.message
     grant_dedicated(proxy)
     assert client.chat.completions.create(model="fake-chat", messages=MESSAGES).choices
