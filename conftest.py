@@ -69,3 +69,11 @@ def charlie(db):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def staff(db):  # type: ignore[no-untyped-def]
     return user_make(username="operator", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """Personas are created with a password; PBKDF2 costs about a second each on
+    a busy core. For tests where nothing depends on the hasher (Django's
+    testing advice); an app's conftest makes it autouse."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -12,8 +12,8 @@ One function, `admit`, for every endpoint and both doors. In order:
 4. the context window (requests with a parsed body only);
 5. the rate limits: the limiter's single Redis round trip.
 
-Each part returns a decision; this module alone turns refusals into OpenAI
-errors.
+The parts it calls (the access rule, the quota check) return decisions, not
+HTTP errors; this function turns their refusals into OpenAI errors.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Scrape-time gauges: the proxy's state, read when Prometheus asks.
 
-Queue depths, requests in flight, the usage buffer and the limiter's degraded
-mode already live in this process's memory; a collector reads each one's
-`stats()` (apiproxy.queueing, routing, slots, ratelimit, usage.buffer) at
-scrape time, so
-the request path does no extra work for them. Collected on the event loop
+Queue depths, requests in flight, the usage buffer, the key cache and the
+limiter's degraded mode already live in this process's memory; a collector
+reads each one's `stats()` (apiproxy.queueing, routing, slots, ratelimit,
+usage.buffer, accounts.keycache) at scrape time, so the request path does no
+extra work for them. Collected on the event loop
 that mutates them (ops.probes serves /metrics there), never from another
 thread.
 """
@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import REGISTRY, Collector
 
+from accounts.keycache import key_cache
 from apiproxy.catalog import CatalogModel, catalog
 from apiproxy.queueing import board
 from apiproxy.ratelimit import rate_limiter
@@ -37,6 +38,7 @@ class ProxyStateCollector(Collector):
         yield _queue_depth(waiting, names, public)
         yield _in_flight(waiting, names)
         yield from _usage_buffer()
+        yield _key_cache()
         yield _degraded()
 
 
@@ -89,7 +91,7 @@ def _in_flight(waiting: dict[tuple[int, str], int], names: dict[int, str]) -> Me
     # The router counts a request from its assignment to a backend, so those
     # still waiting for a slot are taken off to leave the running.
     running: defaultdict[str, int] = defaultdict(int)
-    for route, count in list(picker.in_flight.items()):
+    for route, count in picker.stats().items():
         backend = names.get(route[0], str(route[0]))
         running[backend] += max(0, count - waiting.get(route, 0))
     in_flight = GaugeMetricFamily(
@@ -120,6 +122,14 @@ def _usage_buffer() -> Iterator[Metric]:
         "portico_usage_records_spooled",
         "Usage records spooled to disk while the database was unreachable.",
         value=stats.spilled,
+    )
+
+
+def _key_cache() -> Metric:
+    return GaugeMetricFamily(
+        "portico_key_cache_entries",
+        "API keys (and refused look-ups) this process holds in its key cache.",
+        value=key_cache.stats().entries,
     )
 
 

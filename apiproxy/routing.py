@@ -45,6 +45,10 @@ class RoutePicker:
             key=lambda route: self.in_flight[(route.backend_id, route.upstream_model)],
         )
 
+    def stats(self) -> dict[tuple[int, str], int]:
+        """Requests this process has assigned, per (backend id, upstream model)."""
+        return dict(self.in_flight)
+
     def acquire(self, route: Route) -> None:
         self.in_flight[(route.backend_id, route.upstream_model)] += 1
 

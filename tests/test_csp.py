@@ -28,7 +28,7 @@ def test_the_policy_forbids_inline_code_eval_and_other_origins() -> None:
         "/chat/",
         "/accounts/email/",
         "/admin/",
-        "/admin/apiproxy/model/",
+        "/admin/catalog/model/",
         "/admin/accounts/user/add/",
         "/settings/account/",
         "/api/conversations/",

@@ -172,7 +172,7 @@ def test_admin_and_allauth_pages_work_under_the_policy(
     # JavaScript (SelectFilter2): they only appear if its scripts may run.
     page.goto(rig.url + f"/admin/accounts/user/{rig.alice.pk}/change/")
     page.wait_for_selector(".selector-available")
-    page.goto(rig.url + "/admin/apiproxy/model/add/")
+    page.goto(rig.url + "/admin/catalog/model/add/")
     page.wait_for_selector("input[name=public_id]")
     chat_browser.assert_nothing_escaped()
 
