@@ -18,7 +18,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from accounts.selectors import model_choices
-from accounts.services import apikey_cache_invalidate
+from accounts.services import apikey_cache_invalidate, apikey_create
 from apiproxy.catalog import catalog
 from apiproxy.limits import limit_tables
 from catalog.models import GroupLimits
@@ -146,3 +146,23 @@ def test_the_browser_door_agrees_with_the_picker(
     offered = DEDICATED_ONLY in _picker(proxy)
     assert offered is dedicated
     assert (response.status_code == 200) is offered, response.text
+
+
+def test_a_key_limited_to_some_models_sees_and_uses_only_those(
+    proxy: ProxyRig,
+) -> None:
+    issued = apikey_create(
+        user=proxy.user, name="embed only", allowed_models=["fake-embed"]
+    )
+    client = openai.OpenAI(
+        base_url=proxy.base_url, api_key=issued.raw, max_retries=0, timeout=20
+    )
+    assert {m.id for m in client.models.list()} == {"fake-embed"}
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="fake-chat", messages=MESSAGES)
+    # The same 404 as for a missing model, with the key's own list: nothing
+    # the user could not see anyway.
+    assert caught.value.code == "model_not_found"
+    assert caught.value.message.endswith("This API key may use only: fake-embed.")
+    # The user's other keys and the picker are not narrowed by it.
+    assert "fake-chat" in _picker(proxy)
