@@ -150,9 +150,6 @@ class KeyCacheStats:
 
 
 class KeyCache:
-    def stats(self) -> KeyCacheStats:
-        return KeyCacheStats(entries=len(self._entries), loads=self.loads)
-
     def __init__(
         self,
         *,
@@ -171,6 +168,9 @@ class KeyCache:
         self._epoch = 0
         self._local_seen = local_generation.value
         self._next_poll = 0.0
+
+    def stats(self) -> KeyCacheStats:
+        return KeyCacheStats(entries=len(self._entries), loads=self.loads)
 
     def clear(self) -> None:
         self._entries.clear()
