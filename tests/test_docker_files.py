@@ -31,7 +31,7 @@ from portal.demobackend import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
-SETTINGS = ROOT / "portal" / "settings.py"
+SETTINGS = (ROOT / "portal" / "settings.py", ROOT / "portal" / "settings_runtime.py")
 
 # Variables in docker/.env.example that settings do not read: compose's own
 # interpolation and the uvicorn process. Every other line must be a setting.
@@ -71,7 +71,11 @@ def env_example() -> dict[str, str]:
 
 
 def settings_variables_scanned() -> set[str]:
-    tree = ast.parse(SETTINGS.read_text())
+    return set().union(*(_variables_scanned(path) for path in SETTINGS))
+
+
+def _variables_scanned(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
     helpers = {
         alias.asname or alias.name
         for node in ast.walk(tree)
@@ -89,7 +93,7 @@ def settings_variables_scanned() -> set[str]:
         ):
             first = node.args[0] if node.args else None
             assert isinstance(first, ast.Constant) and isinstance(first.value, str), (
-                f"settings.py line {node.lineno}: {node.func.id}() needs a literal "
+                f"{path.name} line {node.lineno}: {node.func.id}() needs a literal "
                 "variable name so that docker/.env.example can be checked"
             )
             names.add(first.value)
