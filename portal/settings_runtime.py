@@ -25,6 +25,16 @@ from portal.logformat import logging_config
 BACKEND_CONNECT_TIMEOUT = env_float("BACKEND_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 BACKEND_READ_TIMEOUT = env_float("BACKEND_READ_TIMEOUT", 300.0, minimum=0.1)
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 25 * 1024 * 1024, minimum=1024)
+# Seconds a client has to send a whole request body; a slower one gets 408.
+REQUEST_BODY_TIMEOUT = env_float("REQUEST_BODY_TIMEOUT", 60.0, minimum=1.0)
+# The largest chat turn the browser door reads (text and up to four images).
+CHAT_MAX_TURN_BYTES = env_int("CHAT_MAX_TURN_BYTES", 24 * 1024 * 1024, minimum=1024)
+# Requests of one user refused before the rate limiter (unknown model, prompt
+# too long, bad body) per minute; beyond it they are refused with 429 at once.
+REFUSALS_PER_MINUTE = env_int("REFUSALS_PER_MINUTE", 60, minimum=1)
+# Unknown or revoked API keys one client address may present per minute
+# before it gets 429 without a database look-up.
+AUTH_FAILURES_PER_MINUTE = env_int("AUTH_FAILURES_PER_MINUTE", 60, minimum=1)
 # How stale the proxy's in-memory model catalog may get.
 CATALOG_REFRESH_SECONDS = env_float("CATALOG_REFRESH_SECONDS", 5.0, minimum=0.0)
 
@@ -49,6 +59,8 @@ REDIS_SYNC_TIMEOUT = env_float("REDIS_SYNC_TIMEOUT", 2.0, minimum=0.1)
 # how many may wait per model, and the lease that frees a crashed process's slots.
 QUEUE_TIMEOUT = env_float("QUEUE_TIMEOUT", 120.0, minimum=0.1)
 QUEUE_MAX_WAITING = env_int("QUEUE_MAX_WAITING", 200, minimum=0)
+# Of those, how many one user may hold per model (429 beyond).
+QUEUE_MAX_WAITING_PER_USER = env_int("QUEUE_MAX_WAITING_PER_USER", 20, minimum=1)
 QUEUE_LEASE_SECONDS = env_float("QUEUE_LEASE_SECONDS", 30.0, minimum=1.0)
 QUEUE_POLL_SECONDS = env_float("QUEUE_POLL_SECONDS", 0.05, minimum=0.005)
 QUEUE_RETRY_AFTER = env_int("QUEUE_RETRY_AFTER", 10, minimum=1)
