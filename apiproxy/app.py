@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 
 # /v1/... and, for users of portals whose base URL ends in /api/, the OpenAI
 # route names under /api/ (the portal's own /api/keys/ and the like stay Django's).
+# /v1 in any case, so that /V1/models or a bare /v1 gets the OpenAI envelope
+# (an SDK shows its message) rather than Django's HTML page.
 PROXY_PATH_PATTERN = (
-    r"^(?:v1/|api/(?:models|chat/completions|completions|embeddings"
+    r"^(?:(?i:v1)(?:/|$)|api/(?:models|chat/completions|completions|embeddings"
     r"|audio/transcriptions|responses)(?:/|$))"
 )
 
@@ -44,7 +46,8 @@ JSON_ENDPOINTS = frozenset(ENDPOINT_CAPABILITY) - {"audio/transcriptions"}
 
 
 def endpoint_of(path: str) -> str:
-    """`/v1/chat/completions` and `/api/chat/completions` -> `chat/completions`."""
+    """`/v1/chat/completions` and `/api/chat/completions` -> `chat/completions`.
+    Only the exact `/v1/` prefix names an endpoint: `/V1/models` is unknown."""
     for prefix in ("/v1/", "/api/"):
         if path.startswith(prefix):
             return path[len(prefix) :].rstrip("/")
@@ -58,7 +61,7 @@ def retry_count_of(headers: list[tuple[bytes, bytes]]) -> int:
     return int(value)
 
 
-async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
+async def _dispatch(exchange: Exchange, method: str, endpoint: str, path: str) -> None:
     if endpoint == "models" and method == "GET":
         await models_list(exchange)
     elif endpoint.startswith("models/") and method == "GET":
@@ -76,7 +79,7 @@ async def _dispatch(exchange: Exchange, method: str, endpoint: str) -> None:
     else:
         raise ProxyError(
             404,
-            f"Unknown API route: {method} /v1/{endpoint}. Portico serves models, "
+            f"Unknown API route: {method} {path[:200]}. Portico serves /v1/models, "
             "chat/completions, completions, embeddings, audio/transcriptions "
             "and responses.",
             code="unknown_url",
@@ -178,7 +181,7 @@ async def proxy_application(
             outcome=outcome,
             response_headers=response_headers,
         )
-        await _dispatch(exchange, scope["method"], endpoint)
+        await _dispatch(exchange, scope["method"], endpoint, scope["path"])
 
     await exchange_serve(
         send, outcome=outcome, response_headers=response_headers, step=step

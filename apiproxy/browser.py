@@ -42,7 +42,7 @@ from apiproxy.app import exchange_serve
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
-from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read
+from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read, header_get
 from portal.dbthread import in_db_thread
 from usage.outcome import RequestOutcome
 
@@ -98,20 +98,10 @@ def _django_gate(
     except SuspiciousOperation:  # a Host header not in ALLOWED_HOSTS, ...
         raise ProxyError(400, "Bad request.", code="bad_request") from None
     if refused is not None:
-        raise ProxyError(
-            403,
-            "The page's security token is missing or out of date. Reload the page.",
-            type="permission_error",
-            code="csrf_failed",
-        )
+        raise _csrf_failed()
     user = request.user
     if not user.is_authenticated or not user.is_active:
-        raise ProxyError(
-            401,
-            "You are not logged in (any more). Reload the page to log in.",
-            type="authentication_error",
-            code="not_authenticated",
-        )
+        raise _not_logged_in()
     principal = principal_for_user(user=user)
     return principal, turn.prepare(request=request, principal=principal)
 
@@ -203,6 +193,37 @@ def _with_length(headers: Headers, length: int) -> Headers:
 ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 
+def _credentials_present(headers: Headers) -> None:
+    """Refuse, from the headers alone, a call that cannot pass the Django hop:
+    no session cookie or no CSRF header. Nothing of the body is read for it, so
+    anonymous clients cannot make the door buffer a turn's worth of bytes."""
+    cookies = b"; ".join(value for name, value in headers if name == b"cookie")
+    session = settings.SESSION_COOKIE_NAME.encode() + b"="
+    if session not in cookies:
+        raise _not_logged_in()
+    csrf_header = settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-")
+    if header_get(headers, csrf_header.lower().encode()) is None:
+        raise _csrf_failed()
+
+
+def _not_logged_in() -> ProxyError:
+    return ProxyError(
+        401,
+        "You are not logged in (any more). Reload the page to log in.",
+        type="authentication_error",
+        code="not_authenticated",
+    )
+
+
+def _csrf_failed() -> ProxyError:
+    return ProxyError(
+        403,
+        "The page's security token is missing or out of date. Reload the page.",
+        type="permission_error",
+        code="csrf_failed",
+    )
+
+
 class _BrowserCall:
     """One call through the browser door: the Django hop, the pipeline, and
     the turn's `finish` once the response has ended."""
@@ -247,7 +268,8 @@ class _BrowserCall:
                 headers=[(b"allow", b"POST")],
             )
         headers = self.scope["headers"]
-        raw = await body_read(self.receive, headers, limit=settings.MAX_REQUEST_BYTES)
+        _credentials_present(headers)
+        raw = await body_read(self.receive, headers, limit=settings.CHAT_MAX_TURN_BYTES)
         principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
         self.prepared = True
         self.outcome.user_id = principal.user_id

@@ -18,7 +18,11 @@ from apiproxy.exchange import Exchange
 from apiproxy.guard import DisconnectGuard
 from apiproxy.http import body_read
 from apiproxy.observer import StreamObserver
-from apiproxy.parsing import ENDPOINT_CAPABILITY, ParsedRequest, request_parse
+from apiproxy.parsing import (
+    ENDPOINT_CAPABILITY,
+    ParsedRequest,
+    request_parse_off_loop,
+)
 from apiproxy.queueing import PositionCallback, board, slot_wait
 from apiproxy.ratelimit import rate_limiter
 from apiproxy.relay import (
@@ -50,7 +54,7 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
     raw = await body_read(
         exchange.receive, exchange.headers, limit=settings.MAX_REQUEST_BYTES
     )
-    parsed = request_parse(endpoint, raw)
+    parsed = await request_parse_off_loop(endpoint, raw)
     outcome = exchange.outcome
     outcome.model, outcome.stream = parsed.model, parsed.stream
     outcome.prompt_tokens = parsed.prompt_estimate

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from django.conf import settings
 
 from apiproxy.errors import ProxyError
 from apiproxy.parsing import body_too_large
@@ -44,8 +47,34 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
+def body_deadline() -> float:
+    """The event-loop time by which a request body must have arrived."""
+    return asyncio.get_running_loop().time() + settings.REQUEST_BODY_TIMEOUT
+
+
+def body_timeout() -> ProxyError:
+    return ProxyError(
+        408,
+        f"The request body did not arrive within {settings.REQUEST_BODY_TIMEOUT:g} "
+        "seconds.",
+        code="request_timeout",
+    )
+
+
+async def receive_by(receive: Receive, deadline: float) -> dict[str, Any]:
+    """The client's next message, or 408 once the body's deadline has passed:
+    a client dripping bytes cannot hold a request (and its memory) open."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await receive()
+    except TimeoutError:
+        raise body_timeout() from None
+
+
 async def body_read(receive: Receive, headers: Headers, *, limit: int) -> bytes:
-    """The whole request body, refusing early (413) when it is over `limit`."""
+    """The whole request body, refusing early (413) when it is over `limit` and
+    with 408 when it has not arrived within REQUEST_BODY_TIMEOUT."""
+    deadline = body_deadline()
     declared = header_get(headers, b"content-length")
     if declared is not None:
         try:
@@ -56,7 +85,7 @@ async def body_read(receive: Receive, headers: Headers, *, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        message = await receive_by(receive, deadline)
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")

@@ -4,8 +4,10 @@ OpenAI parameters work without a Portico release."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,8 @@ def body_too_large(limit: int) -> ProxyError:
 
 
 def json_parse(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object. Linear in its size; nesting beyond what
+    Python's parser recurses through is a 400, never a crash."""
     if not raw:
         raise invalid_request("The request body is empty; send a JSON object.")
     try:
@@ -61,6 +65,10 @@ def json_parse(raw: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise invalid_request(
             "We could not parse the JSON body of your request. Send valid JSON."
+        ) from None
+    except RecursionError:
+        raise invalid_request(
+            "The JSON body of your request is nested too deeply."
         ) from None
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
@@ -120,7 +128,7 @@ def _text_length(content: Any, param: str) -> int:
                 raise invalid_request(f"'{where}.text' must be a string.", param=where)
             total += len(part["text"])
         elif part["type"] == "image_url":
-            total += _image_part_check(part, where)
+            total += IMAGE_TOKEN_ESTIMATE_CHARS
     return total
 
 
@@ -128,23 +136,38 @@ def _text_length(content: Any, param: str) -> int:
 # context check is not fooled by an image-only message.
 IMAGE_TOKEN_ESTIMATE_CHARS = 85 * 4
 
+# Where a request may name media by URL: content parts of chat messages
+# (image_url, video_url, audio_url, file.file_url) and the Responses API's
+# input items (input_image.image_url, input_file.file_url). vLLM and others
+# fetch such URLs themselves, from the GPU hosts: server-side request forgery.
+# Every such field may hold an inline data: URL only.
+_URL_FIELDS = frozenset({"url", "image_url", "video_url", "audio_url", "file_url"})
 
-def _image_part_check(part: dict[str, Any], where: str) -> int:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise invalid_request(f"'{where}.image_url.url' must be a string.", param=where)
-    if url.startswith("data:image/"):
-        return IMAGE_TOKEN_ESTIMATE_CHARS
-    if url.startswith(("http://", "https://")):
-        raise invalid_request(
-            "Remote image URLs are not fetched by this portal (backends must not "
-            "reach the internet on your behalf). Send the image inline as a "
-            "base64 data URL: data:image/png;base64,...",
-            param=where,
-        )
+
+def media_urls_check(value: Any, where: str) -> None:
+    """Refuse any media URL in `value` (a message list or a Responses input)
+    that is not an inline data: URL. Walks each container once."""
+    pending: list[tuple[Any, str]] = [(value, where)]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, list):
+            pending.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if key in _URL_FIELDS and isinstance(child, str):
+                    _media_url_check(child, f"{path}.{key}")
+                elif isinstance(child, dict | list):
+                    pending.append((child, f"{path}.{key}"))
+
+
+def _media_url_check(url: str, where: str) -> None:
+    if url[:5].lower() == "data:":
+        return
     raise invalid_request(
-        f"'{where}.image_url.url' must be a data:image/... URL.", param=where
+        f"'{where}' must be an inline data URL. Remote URLs are not fetched by "
+        "this portal (backends must not reach the network on your behalf): send "
+        "the file inline as base64, e.g. data:image/png;base64,...",
+        param=where,
     )
 
 
@@ -164,6 +187,7 @@ def _chat_validate(body: dict[str, Any]) -> int:
                 f"'{where}.role' must be a string.", param=f"{where}.role"
             )
         chars += _text_length(message.get("content"), f"{where}.content") + 16
+    media_urls_check(messages, "messages")
     for name in ("tools", "stop"):
         value = body.get(name)
         if value is not None and not isinstance(
@@ -224,6 +248,7 @@ def _embeddings_validate(body: dict[str, Any]) -> int:
 def _responses_validate(body: dict[str, Any]) -> int:
     if "input" not in body:
         raise invalid_request("You must provide an input parameter.", param="input")
+    media_urls_check(body["input"], "input")
     return len(json.dumps(body["input"]))
 
 
@@ -269,3 +294,18 @@ def request_parse(endpoint: str, raw: bytes) -> ParsedRequest:
         body=body,
         prompt_estimate=chars // 4 + 1,
     )
+
+
+# Bodies above this are parsed in a worker thread: a 20 MB body takes about
+# half a second to parse, which on the event loop would stall every stream of
+# the process. Two threads: big bodies wait for each other, not the loop.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+_parser_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+
+
+async def request_parse_off_loop(endpoint: str, raw: bytes) -> ParsedRequest:
+    """`request_parse`, in a worker thread when the body is large."""
+    if len(raw) <= PARSE_IN_THREAD_BYTES:
+        return request_parse(endpoint, raw)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_parser_threads, request_parse, endpoint, raw)

@@ -18,7 +18,7 @@ from apiproxy.admission import admit
 from apiproxy.errors import backend_unreachable, invalid_request
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import route_hold
-from apiproxy.http import ClientGone, header_get
+from apiproxy.http import ClientGone, body_deadline, header_get, receive_by
 from apiproxy.parsing import body_too_large
 from apiproxy.relay import (
     BackendRefused,
@@ -31,31 +31,39 @@ from apiproxy.routing import picker
 from catalog.snapshot import Route
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]{1,200})"?', re.IGNORECASE)
+# The model field's part: its header lines are bounded, so a match is at most
+# a few KB long and each byte of the upload is scanned a bounded number of times.
 _MODEL_PART = re.compile(
-    rb'Content-Disposition:\s*form-data;\s*name="model"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n'
+    rb"Content-Disposition:[ \t]{0,20}form-data;[ \t]{0,20}"
+    rb'name="model"[^\r\n]{0,500}\r\n'
+    rb"(?:[^\r\n]{1,500}\r\n){0,4}\r\n"
     rb"(?P<value>[^\r\n]{1,200})\r\n",
     re.IGNORECASE,
 )
+# How far back a new search starts: the longest possible match.
+_MODEL_PART_SPAN = 4096
 
 
 async def _read_until_model(
-    exchange: Exchange, limit: int
+    exchange: Exchange, limit: int, deadline: float
 ) -> tuple[bytes, bool, re.Match[bytes]]:
     """The upload's prefix up to and including the model field, and whether
-    more body follows."""
-    prefix = b""
+    more body follows. Each search starts where the last one could no longer
+    match, so the scan is linear in the upload (not quadratic)."""
+    prefix = bytearray()
     more = True
     while more:
-        message = await exchange.receive()
+        message = await receive_by(exchange.receive, deadline)
         if message["type"] == "http.disconnect":
             raise ClientGone
+        start = max(0, len(prefix) - _MODEL_PART_SPAN)
         prefix += message.get("body", b"")
         more = message.get("more_body", False)
         if len(prefix) > limit:
             raise body_too_large(limit)
-        match = _MODEL_PART.search(prefix)
+        match = _MODEL_PART.search(prefix, start)
         if match:
-            return prefix, more, match
+            return bytes(prefix), more, match
     raise invalid_request("You must provide a model parameter.", param="model")
 
 
@@ -74,13 +82,13 @@ def _content_type_checked(exchange: Exchange, limit: int) -> bytes:
 
 
 async def _upload(
-    exchange: Exchange, prefix: bytes, more: bool, limit: int
+    exchange: Exchange, prefix: bytes, more: bool, limit: int, deadline: float
 ) -> AsyncIterator[bytes]:
     """The prefix already read, then the rest of the upload as it arrives."""
     received = len(prefix)
     yield prefix
     while more:
-        message = await exchange.receive()
+        message = await receive_by(exchange.receive, deadline)
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
@@ -95,7 +103,8 @@ async def _upload(
 async def transcription_handle(exchange: Exchange) -> None:
     limit = settings.MAX_REQUEST_BYTES
     content_type = _content_type_checked(exchange, limit)
-    prefix, more, match = await _read_until_model(exchange, limit)
+    deadline = body_deadline()
+    prefix, more, match = await _read_until_model(exchange, limit, deadline)
     public_model = match.group("value").decode("utf-8", "replace").strip()
     exchange.outcome.model = public_model
     admitted = await admit(
@@ -113,7 +122,7 @@ async def transcription_handle(exchange: Exchange) -> None:
             exchange,
             route,
             public_model,
-            data=_upload(exchange, prefix, more, limit),
+            data=_upload(exchange, prefix, more, limit, deadline),
             content_type=content_type.decode("latin-1"),
         )
 

@@ -28,7 +28,9 @@ MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 25 * 1024 * 1024, minimum=1024)
 # Seconds a client has to send a whole request body; a slower one gets 408.
 REQUEST_BODY_TIMEOUT = env_float("REQUEST_BODY_TIMEOUT", 60.0, minimum=1.0)
 # The largest chat turn the browser door reads (text and up to four images).
-CHAT_MAX_TURN_BYTES = env_int("CHAT_MAX_TURN_BYTES", 24 * 1024 * 1024, minimum=1024)
+CHAT_MAX_TURN_BYTES = env_int(
+    "CHAT_MAX_TURN_BYTES", 16 * 1024 * 1024, minimum=1024
+)
 # Requests of one user refused before the rate limiter (unknown model, prompt
 # too long, bad body) per minute; beyond it they are refused with 429 at once.
 REFUSALS_PER_MINUTE = env_int("REFUSALS_PER_MINUTE", 60, minimum=1)
@@ -158,3 +160,26 @@ LOG_LEVEL = env_choice(
     "LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")
 ).upper()
 LOGGING = logging_config(level=LOG_LEVEL, log_format=LOG_FORMAT)
+
+# --- OpenAPI description of the portal's JSON API (drf-spectacular) ---
+# /api/schema/ describes the self-service API (/api/keys/, /api/conversations/)
+# to logged-in users only: it is a map, and outsiders need none. The proxy's
+# /v1/ is described by hand in docs/openapi-v1.yaml. REST_FRAMEWORK's
+# DEFAULT_SCHEMA_CLASS (portal/settings.py) must name drf-spectacular's AutoSchema.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Portico self-service API",
+    "DESCRIPTION": (
+        "API keys and chat conversations of the logged-in user. Session "
+        "authentication with CSRF; errors read "
+        '{"error": {"code", "message", ...}}.'
+    ),
+    "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema endpoint does not describe itself.
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so read-only fields are not
+    # offered as input.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/",
+}
+# --- end OpenAPI -----------------------------------------------------------

@@ -141,3 +141,92 @@ def test_embeddings_need_input_and_a_known_encoding() -> None:
 def test_completions_accept_strings_and_token_arrays() -> None:
     assert parse("completions", {"model": "m", "prompt": [1, 2, 3]}).prompt_estimate
     assert error_of("completions", b'{"model": "m", "prompt": {}}').param == "prompt"
+
+
+def _user_says(*parts: dict) -> dict:
+    return {"model": "m", "messages": [{"role": "user", "content": list(parts)}]}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param"),
+    [
+        (
+            "chat/completions",
+            _user_says(
+                {"type": "video_url", "video_url": {"url": "http://10.0.0.1/v"}}
+            ),
+            "messages[0].content[0].video_url.url",
+        ),
+        (
+            "chat/completions",
+            _user_says({"type": "audio_url", "audio_url": {"url": "https://x/a.wav"}}),
+            "messages[0].content[0].audio_url.url",
+        ),
+        (
+            "chat/completions",
+            _user_says({"type": "file", "file": {"file_url": "file:///etc/passwd"}}),
+            "messages[0].content[0].file.file_url",
+        ),
+        (
+            "chat/completions",
+            _user_says({"type": "image_url", "image_url": "gopher://10.0.0.1/"}),
+            "messages[0].content[0].image_url",
+        ),
+        (
+            "responses",
+            {
+                "model": "m",
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "input_image",
+                                "image_url": "http://169.254.169.254/",
+                            }
+                        ],
+                    }
+                ],
+            },
+            "input[0].content[0].image_url",
+        ),
+        (
+            "responses",
+            {
+                "model": "m",
+                "input": [{"type": "input_file", "file_url": "https://intranet/x.pdf"}],
+            },
+            "input[0].file_url",
+        ),
+    ],
+    ids=[
+        "video_url",
+        "audio_url",
+        "file_url",
+        "image_url string",
+        "input_image",
+        "input_file",
+    ],
+)
+def test_every_url_form_is_refused_unless_inline(endpoint, body, param) -> None:
+    error = error_of(endpoint, json.dumps(body).encode())
+    assert (error.status, error.param) == (400, param)
+    assert "data URL" in error.message
+
+
+def test_inline_media_of_every_form_passes() -> None:
+    data = "data:application/octet-stream;base64,AAAA"
+    body = _user_says(
+        {"type": "video_url", "video_url": {"url": data}},
+        {"type": "file", "file": {"file_data": data, "file_url": data}},
+    )
+    assert parse("chat/completions", body).model == "m"
+    responses = {"model": "m", "input": [{"type": "input_image", "image_url": data}]}
+    assert parse("responses", responses).model == "m"
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash() -> None:
+    nested = b'{"model": "m", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    error = error_of("chat/completions", nested)
+    assert error.status == 400
+    assert "nested too deeply" in error.message
