@@ -10,9 +10,10 @@ chat.stream) that says what one call means through a `BrowserTurn`. A request:
 2. goes through the same pipeline as an API request (quota, rate limits,
    queue, relay, meter) as browser traffic: no key, the user's own bucket
    with its reserved browser share, first in the queues, metered as
-   `source="browser"`;
+   `source="browser"`; once admitted, the turn's `admitted` runs in a second
+   hop, so a refused request writes nothing;
 3. when the response has ended, however it ended (finished, the user pressed
-   Stop, an error), the turn's `finish` runs once in a second hop with the
+   Stop, an error), the turn's `finish` runs once in a last hop with the
    text the browser was sent, so a stopped answer keeps what was shown.
 
 Nothing touches Django between those hops: the stream itself stays on the
@@ -68,6 +69,12 @@ class BrowserTurn(Protocol):
         """In the Django hop, after the session and CSRF checks passed
         (`request.user` is the active user): the body of the chat completion
         request to send. Raise ProxyError to refuse."""
+        ...
+
+    def admitted(self) -> None:
+        """In a second Django hop, once the proxy has admitted the request and
+        before anything is relayed: write what the call changes. A request the
+        proxy refuses (over a limit, too long for the model) writes nothing."""
         ...
 
     def finish(self, *, result: BrowserResult) -> None:
@@ -281,6 +288,7 @@ class _BrowserCall:
             outcome=self.outcome,
             response_headers=self.response_headers,
             browser=True,
+            on_admitted=lambda: in_db_thread(self.turn.admitted),
         )
         await completion_handle(exchange, "chat/completions")
 

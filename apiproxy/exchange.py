@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from accounts.selectors import Principal
@@ -22,6 +23,9 @@ class Exchange:
     browser: bool = False
     # Member of a group holding the dedicated (performance) service class.
     dedicated: bool = False
+    # Called once admission has passed, before the relay (the browser door
+    # records the user's turn then).
+    on_admitted: Callable[[], Awaitable[None]] | None = None
     # Set once the SSE response has begun (queue position lines, or the relay):
     # from then on failures end the stream instead of getting a status code.
     stream_started: bool = False

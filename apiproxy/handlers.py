@@ -65,6 +65,8 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
         cost=parsed.prompt_estimate,
         parsed=parsed,
     )
+    if exchange.on_admitted is not None:
+        await exchange.on_admitted()
     try:
         async with DisconnectGuard(
             exchange.receive, response_finished=lambda: exchange.send.finished

@@ -10,6 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -105,21 +112,98 @@ class _ChatApiView(APIView):
         return dict(serializer.validated_data)
 
 
+# The OpenAPI description (drf-spectacular, /api/schema/): these APIViews build
+# their answers by hand, so the schema is told what they read and write.
+_SUMMARY_FIELDS = {
+    "id": serializers.IntegerField(),
+    "title": serializers.CharField(),
+    "model": serializers.CharField(),
+    "updated_at": serializers.DateTimeField(),
+}
+_SUMMARY = inline_serializer(name="ConversationSummary", fields=_SUMMARY_FIELDS)
+_MESSAGE = inline_serializer(
+    name="ChatMessage",
+    fields={
+        "id": serializers.IntegerField(),
+        "role": serializers.CharField(),
+        "content": serializers.CharField(),
+        "images": serializers.JSONField(),
+        "model": serializers.CharField(),
+        "finish_reason": serializers.CharField(),
+        "prompt_tokens": serializers.IntegerField(allow_null=True),
+        "completion_tokens": serializers.IntegerField(allow_null=True),
+    },
+)
+_DETAIL = inline_serializer(
+    name="ConversationDetail",
+    fields={
+        **_SUMMARY_FIELDS,
+        "system_prompt": serializers.CharField(),
+        "temperature": serializers.FloatField(allow_null=True),
+        "messages": serializers.ListField(child=_MESSAGE),
+    },
+)
+_ERROR = inline_serializer(
+    name="ConversationApiError",
+    fields={
+        "error": inline_serializer(
+            name="ConversationApiErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(
+                    child=serializers.ListField(child=serializers.CharField()),
+                    required=False,
+                ),
+            },
+        )
+    },
+)
+_ERRORS = {
+    400: OpenApiResponse(_ERROR, description="Invalid input (`fields`)."),
+    403: OpenApiResponse(_ERROR, description="Not logged in, or CSRF failure."),
+    404: OpenApiResponse(_ERROR, description="No such conversation of yours."),
+}
+
+
 class ConversationListView(_ChatApiView):
+    @extend_schema(
+        operation_id="conversations_list",
+        parameters=[
+            OpenApiParameter(
+                "q",
+                OpenApiTypes.STR,
+                description="Only titles containing this (case-insensitive).",
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                name="ConversationList",
+                fields={"data": serializers.ListField(child=_SUMMARY)},
+            ),
+            403: _ERRORS[403],
+        },
+    )
     def get(self, request: Request) -> Response:
         query = request.query_params.get("q", "")[:200]
         conversations = conversation_list(user=request.user, query=query)
         return Response({"data": [conversation_summary(c) for c in conversations]})
 
+    @extend_schema(
+        request=ConversationSerializer,
+        responses={201: _DETAIL, 400: _ERRORS[400], 403: _ERRORS[403]},
+    )
     def post(self, request: Request) -> Response:
         conversation = conversation_create(user=request.user, **self._changes(request))
         return Response(conversation_data(conversation), status=status.HTTP_201_CREATED)
 
 
 class ConversationDetailView(_ChatApiView):
+    @extend_schema(responses={200: _DETAIL, 403: _ERRORS[403], 404: _ERRORS[404]})
     def get(self, request: Request, conversation_id: int) -> Response:
         return Response(conversation_data(self._conversation(request, conversation_id)))
 
+    @extend_schema(request=ConversationSerializer, responses={200: _SUMMARY, **_ERRORS})
     def patch(self, request: Request, conversation_id: int) -> Response:
         conversation = self._conversation(request, conversation_id)
         conversation = conversation_update(
@@ -127,6 +211,7 @@ class ConversationDetailView(_ChatApiView):
         )
         return Response(conversation_summary(conversation))
 
+    @extend_schema(responses={204: None, 403: _ERRORS[403], 404: _ERRORS[404]})
     def delete(self, request: Request, conversation_id: int) -> Response:
         conversation_delete(conversation=self._conversation(request, conversation_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

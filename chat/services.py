@@ -1,9 +1,10 @@
 """Writes for the chat: conversations and the turns of a conversation.
 
-A turn is written in two steps around the streamed answer: `conversation_turn_start`
-records what the user asked before the proxy is called, and
-`conversation_reply_record` records the answer once the response has ended,
-however it ended (finished, stopped by the user, cut by an error).
+A turn is written in two steps around the streamed answer:
+`conversation_turn_start` records what the user asked once the proxy has
+admitted the request, and `conversation_reply_record` records the answer once
+the response has ended, however it ended (finished, stopped by the user, cut
+by an error).
 """
 
 from __future__ import annotations
@@ -90,6 +91,21 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
+def turn_check(
+    *, action: str, content: str, images: Sequence[str], last_user: Message | None
+) -> None:
+    """Whether the turn makes sense; TurnError says why not."""
+    if action not in ACTIONS:
+        raise TurnError(f"Unknown action {action!r}.")
+    if action == "send":
+        if not content.strip() and not images:
+            raise TurnError("Write a message or attach an image first.")
+    elif last_user is None:
+        raise TurnError("There is no message of yours to answer yet.")
+    elif action == "edit" and not content.strip() and not last_user.images:
+        raise TurnError("The edited message is empty.")
+
+
 @transaction.atomic
 def conversation_turn_start(
     *,
@@ -99,7 +115,9 @@ def conversation_turn_start(
     images: Sequence[str] = (),
 ) -> Message:
     """Record the user's side of a turn and return the user message the
-    answer will follow.
+    answer will follow. The chat calls it only once the proxy has admitted the
+    turn (chat.stream), so a refused turn (too long for the model, over a
+    limit) leaves the conversation as it was.
 
     - send: a new user message (text, images or both);
     - regenerate: answer the last user message again (its old answer is
@@ -108,30 +126,23 @@ def conversation_turn_start(
     - edit: the last user message gets `content`; answers after it go at once,
       since they answered the old text.
     """
-    if action not in ACTIONS:
-        raise TurnError(f"Unknown action {action!r}.")
     last_user = (
         Message.objects.select_for_update()
         .filter(conversation=conversation, role=Message.Role.USER)
         .order_by("-id")
         .first()
     )
-    if action == "send":
-        if not content.strip() and not images:
-            raise TurnError("Write a message or attach an image first.")
+    turn_check(action=action, content=content, images=images, last_user=last_user)
+    if action == "send" or last_user is None:
         message = Message.objects.create(
             conversation=conversation,
             role=Message.Role.USER,
             content=content,
             images=list(images),
         )
-    elif last_user is None:
-        raise TurnError("There is no message of yours to answer yet.")
     elif action == "regenerate":
         message = last_user
     else:
-        if not content.strip() and not last_user.images:
-            raise TurnError("The edited message is empty.")
         last_user.content = content
         last_user.save(update_fields=["content"])
         Message.objects.filter(conversation=conversation, id__gt=last_user.pk).delete()

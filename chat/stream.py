@@ -2,9 +2,10 @@
 
 `chat_stream_application` is mounted by portal/asgi.py at STREAM_PATH. The
 browser door (apiproxy.browser) checks the session and CSRF token and meters
-the call as browser traffic; `ChatTurn` says what the call is: it records the
-user's message and builds the completion request from the stored
-conversation before the answer, and records the answer after it.
+the call as browser traffic; `ChatTurn` says what the call is: it builds the
+completion request from the stored conversation and the new turn, records
+the user's side once the proxy has admitted the request, and the answer
+after it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,16 @@ from django.http import HttpRequest
 from accounts.selectors import Principal
 from apiproxy.browser import BrowserResult, browser_application
 from apiproxy.errors import ProxyError
+from chat.models import Conversation
 from chat.selectors import chat_model_get, conversation_get, message_list
 from chat.services import TurnError, conversation_reply_record, conversation_turn_start
-from chat.turns import TurnRequestInvalid, completion_body_build, turn_request_parse
+from chat.turns import (
+    TurnRequest,
+    TurnRequestInvalid,
+    completion_body_build,
+    turn_history,
+    turn_request_parse,
+)
 
 STREAM_PATH = "chat/stream/"
 
@@ -27,6 +35,7 @@ class ChatTurn:
     """apiproxy.browser.BrowserTurn for the chat (one per request)."""
 
     def __init__(self) -> None:
+        self.turn: TurnRequest | None = None
         self.conversation_id: int | None = None
         self.question_id: int | None = None
         self.model = ""
@@ -60,23 +69,38 @@ class ChatTurn:
                 code="model_lacks_vision",
             )
         try:
-            question = conversation_turn_start(
+            history = turn_history(
                 conversation=conversation,
+                stored=list(message_list(conversation=conversation)),
                 action=turn.action,
                 content=turn.content,
                 images=turn.images,
             )
         except TurnError as error:
             raise ProxyError(400, str(error), code="invalid_turn") from None
-        self.conversation_id, self.question_id = conversation.pk, question.pk
-        self.model = model.public_id
-        history = list(
-            message_list(conversation=conversation).filter(id__lte=question.pk)
+        self.turn, self.conversation_id, self.model = (
+            turn,
+            conversation.pk,
+            model.public_id,
         )
         body = completion_body_build(
             conversation=conversation, history=history, model=model
         )
         return json.dumps(body, separators=(",", ":")).encode()
+
+    def admitted(self) -> None:
+        """The proxy admitted the turn: record the user's side now, so that a
+        refused turn never becomes part of the conversation."""
+        conversation = Conversation.objects.filter(pk=self.conversation_id).first()
+        if conversation is None or self.turn is None:
+            return
+        question = conversation_turn_start(
+            conversation=conversation,
+            action=self.turn.action,
+            content=self.turn.content,
+            images=self.turn.images,
+        )
+        self.question_id = question.pk
 
     def finish(self, *, result: BrowserResult) -> None:
         if self.conversation_id is None or self.question_id is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from chat.models import Conversation, Message
 from chat.selectors import ChatModel
-from chat.services import ACTIONS
+from chat.services import ACTIONS, turn_check
 
 MAX_IMAGES = 4
 _DATA_URL = re.compile(r"^data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+$")
@@ -24,6 +24,18 @@ _DATA_URL = re.compile(r"^data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]
 
 class TurnRequestInvalid(ValueError):
     pass
+
+
+def text_storable(text: str) -> bool:
+    """Whether PostgreSQL can store `text`: no NUL and no lone surrogate (JSON
+    lets a client send both as escapes)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,11 @@ def turn_request_parse(raw: bytes) -> TurnRequest:
     content = payload.get("content", "")
     if not isinstance(content, str):
         raise TurnRequestInvalid("'content' must be text.")
+    if not text_storable(content):
+        raise TurnRequestInvalid(
+            "The message holds characters that are not text (NUL or a lone "
+            "surrogate). Remove them and send again."
+        )
     images = payload.get("images", [])
     if not isinstance(images, list) or len(images) > MAX_IMAGES:
         raise TurnRequestInvalid(f"Attach at most {MAX_IMAGES} images.")
@@ -78,6 +95,39 @@ def _content(message: Message, *, vision: bool) -> str | list[dict[str, Any]]:
         {"type": "image_url", "image_url": {"url": url}} for url in message.images
     ]
     return parts
+
+
+def turn_history(
+    *,
+    conversation: Conversation,
+    stored: Sequence[Message],
+    action: str,
+    content: str,
+    images: Sequence[str],
+) -> list[Message]:
+    """The messages the model is sent for this turn, oldest first, as they
+    will be stored once the proxy admits the turn; nothing is written here.
+    `stored` is the conversation's messages, oldest first."""
+    last_user = next((m for m in reversed(stored) if m.role == Message.Role.USER), None)
+    turn_check(action=action, content=content, images=images, last_user=last_user)
+    if action == "send" or last_user is None:
+        question = Message(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=content,
+            images=list(images),
+        )
+        return [*stored, question]
+    before = list(stored[: stored.index(last_user)])
+    if action == "edit":
+        edited = Message(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=content,
+            images=list(last_user.images),
+        )
+        return [*before, edited]
+    return [*before, last_user]
 
 
 def completion_body_build(

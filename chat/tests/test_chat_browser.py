@@ -196,12 +196,15 @@ def test_a_rate_limited_researcher_is_told_so_in_words(
     error = page.locator(".msg.assistant .msg-error").last
     assert "rate limit" in error.inner_text()
     assert "Try again in" in error.inner_text()
-    # The question is kept; the page offers to try again, now or later.
+    # The page keeps the question and offers to send it again; the portal
+    # stored nothing of the refused turn, so a reload shows the conversation
+    # as it was and the next turn is not burdened with it.
     assert page.locator("[data-act=regenerate]").inner_text() == "Retry"
+    assert page.locator(".msg.user").count() == 2
     page.reload()
     page.wait_for_selector("#chat.ready")
-    assert page.locator(".msg.user").count() == 2
-    assert page.locator("[data-act=regenerate]").inner_text() == "Answer"
+    assert page.locator(".msg.user").count() == 1
+    assert page.locator("[data-act=regenerate]").inner_text() == "Regenerate"
 
 
 def test_regenerate_edit_and_copy(chat_browser: ChatBrowser) -> None:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from catalog.models import UserLimits
 from chat.models import Message
@@ -222,3 +223,51 @@ def test_a_browser_request_waits_in_line_and_hears_its_place(chat: ChatRig) -> N
     holder.join(timeout=10)
     assert ": waiting for 'fake-chat', position 1 in line" in response.text
     assert _reply(conversation).content.startswith("tok0")
+
+
+def test_a_refused_turn_is_not_stored_and_does_not_poison_the_next(
+    chat: ChatRig,
+) -> None:
+    from apiproxy.catalog import catalog
+    from catalog.models import Model
+
+    Model.objects.filter(public_id="fake-chat").update(
+        context_window=200, capabilities_locked=True
+    )
+    catalog.invalidate()
+    conversation = chat.conversation()
+    with chat.session(chat.alice) as client:
+        refused = client.post(
+            STREAM, json={"conversation": conversation.pk, "content": "word " * 400}
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "context_length_exceeded"
+        assert not Message.objects.exists()
+        answered = client.post(
+            STREAM, json={"conversation": conversation.pk, "content": "short"}
+        )
+    assert answered.status_code == 200, answered.text
+    _reply(conversation)
+    sent = chat.backend.last("/v1/chat/completions").json
+    assert [m["content"] for m in sent["messages"]] == ["short"]
+    assert list(conversation.messages.values_list("role", flat=True)) == [
+        "user",
+        "assistant",
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'"a\\u0000b"', b'"lone \\ud800 surrogate"'],
+    ids=["NUL", "lone surrogate"],
+)
+def test_text_the_database_cannot_store_is_a_400(chat: ChatRig, raw: bytes) -> None:
+    conversation = chat.conversation()
+    body = b'{"conversation": %d, "content": %s}' % (conversation.pk, raw)
+    with chat.session(chat.alice) as client:
+        response = client.post(
+            STREAM, content=body, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_turn"
+    assert not Message.objects.exists()

@@ -17,6 +17,9 @@
   var models = state.models;
   var conversation = state.conversation; // null until the first message
   var messages = conversation ? conversation.messages : [];
+  // A send or edit the portal refused before answering (nothing was stored):
+  // Retry sends it again.
+  var unsent = null;
 
   var pane = document.getElementById("messages");
   var emptyNote = document.getElementById("chat-empty");
@@ -230,6 +233,7 @@
   }
 
   async function runTurn(payload, answerView) {
+    unsent = null;
     controller = new AbortController();
     setBusy(true);
     var message = answerView.message;
@@ -269,6 +273,9 @@
         : "Something went wrong in this page. Reload it and try again.";
       message.finish_reason = "error";
       message.error = text;
+      if (error.refused && payload.action !== "regenerate") {
+        unsent = payload;
+      }
     }
     fillBody(answerView);
     fillMeta(answerView);
@@ -345,7 +352,7 @@
     dropViewsAfter(index);
     var model = currentModel();
     var answer = addView({ role: "assistant", content: "", model: model ? model.id : "" });
-    await runTurn({ conversation: conversation.id, action: "regenerate" }, answer);
+    await runTurn(unsent || { conversation: conversation.id, action: "regenerate" }, answer);
   }
 
   function startEdit() {

@@ -106,7 +106,11 @@
       } catch (error) {
         body = null;
       }
-      throw friendly(response.status, body, response.headers);
+      // Refused before anything was relayed: the portal recorded nothing of
+      // this turn, so the page must send it again rather than regenerate.
+      var refusal = friendly(response.status, body, response.headers);
+      refusal.refused = true;
+      throw refusal;
     }
     var reader = response.body.getReader();
     var decoder = new TextDecoder();
