@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 
 from accounts.keyformat import dummy_digest_compare, key_digest, key_parse
 from accounts.keysignal import (
@@ -206,8 +207,9 @@ class KeyCache:
         self._next_poll = now + POLL_SECONDS
         try:
             seen = await remote_generation_read()
-        except (redis.RedisError, OSError):
-            logger.warning("Cannot read the key generation from Redis", exc_info=True)
+        except (redis.RedisError, OSError, DatabaseError):
+            # Unknown whether a key was revoked meanwhile: forget them all.
+            logger.warning("Cannot read the key generation", exc_info=True)
             self.clear()
             return
         if seen != self._remote_seen:

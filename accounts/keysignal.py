@@ -1,13 +1,14 @@
-"""The revocation signal: one Redis value every process watches.
+"""The revocation signal: one value every process watches.
 
 Services call `apikey_generation_bump()` whenever a key may no longer be used
-(revoke, roll, user deactivation, admin edits of users): it SETs the key
-`GENERATION_KEY` to a fresh random token. accounts.keycache GETs it at most
-once a second per process and drops its cache when it changed. A random token
-rather than an INCRed counter, so that a Redis restart (the value lost) followed
-by the same number of bumps can never look like "no change". Without REDIS_URL
-only this process's own counter exists, which is all a single development
-process needs.
+(revoke, roll, user deactivation, admin edits of users): it sets a fresh
+random token, in Redis under `GENERATION_KEY` (once the transaction commits),
+or without REDIS_URL in the one `KeyGeneration` row (inside the transaction).
+accounts.keycache reads it at most once a second per process and drops its
+cache when it changed, so a revocation reaches every process within about a
+second either way. A random token rather than an INCRed counter, so that a
+Redis restart (the value lost) followed by the same number of bumps can never
+look like "no change".
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 import redis
 from django.db import transaction
 
+from accounts.models import KeyGeneration
+from portal.dbthread import in_db_thread
 from portal.redisconn import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
@@ -61,17 +64,28 @@ def apikey_generation_bump() -> None:
 
     This process forgets at once. The Redis SET waits for the surrounding
     transaction to commit: were it sent before, another process could re-read
-    the old row in between and cache it again.
+    the old row in between and cache it again. Without Redis the row is
+    written inside the transaction, so it becomes visible with the revocation.
     """
     local_generation.bump()
+    if sync_redis() is None:
+        KeyGeneration.objects.update_or_create(
+            pk=1, defaults={"token": secrets.token_hex(16)}
+        )
+        return
     transaction.on_commit(_signal_everywhere)
 
 
 async def remote_generation_read() -> bytes | None:
-    """The Redis token, through the hot path's shared client (None without
-    Redis)."""
+    """The token every process shares: from Redis through the hot path's
+    client, or without Redis from the database in a worker thread."""
     client = async_redis()
     if client is None:
-        return None
+        return await in_db_thread(_database_token)
     value: bytes | None = await client.get(GENERATION_KEY)
     return value
+
+
+def _database_token() -> bytes | None:
+    token = KeyGeneration.objects.filter(pk=1).values_list("token", flat=True).first()
+    return None if token is None else token.encode()

@@ -88,3 +88,16 @@ class ApiKey(models.Model):
     @property
     def state(self) -> str:
         return self.state_at(timezone.now())
+
+
+class KeyGeneration(models.Model):
+    """The revocation signal of portals without Redis: one row holding a
+    random token, changed in the same transaction as any revocation. Every
+    server process reads it at most once a second (accounts.keysignal); with
+    Redis the token lives there instead and this row is not used."""
+
+    token = models.CharField(max_length=32)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"key generation {self.token[:8]}"
