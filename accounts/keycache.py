@@ -29,6 +29,13 @@ checks `user.is_active`.
 
 A miss that cannot reach the database raises (the proxy answers 503, not 401).
 
+Refusals cost little and cannot crowd out good keys: a refused key is kept
+apart from accepted ones (each store has its own bound, so a flood of made-up
+keys never evicts a key in use); a lookup id no key has is refused without a
+query for `NEGATIVE_SECONDS` whatever secret comes with it; and a client
+address that has presented AUTH_FAILURES_PER_MINUTE refused keys this minute
+gets `KeyThrottled` instead of another database look-up.
+
 `last_used_at` is handed to `LastUsedWriter` at most once a minute per key per
 process, and written off the request path in one UPDATE per batch.
 """
@@ -53,13 +60,14 @@ from accounts.keysignal import (
     local_generation,
     remote_generation_read,
 )
-from accounts.selectors import Principal, apikey_principal_get
+from accounts.selectors import KeyLookup, Principal, apikey_lookup
 from accounts.services import apikey_last_used_record
 from portal.dbthread import in_db_thread
 
 __all__ = [
     "GENERATION_KEY",
     "KeyCache",
+    "KeyThrottled",
     "LastUsedWriter",
     "Principal",
     "apikey_generation_bump",
@@ -72,14 +80,22 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 NEGATIVE_SECONDS = 2.0
 LAST_USED_EVERY_SECONDS = 60.0
-# A flood of random well-formed keys must not grow memory without bound.
+# Accepted keys, and (apart) refusals and client addresses: each bounded, so
+# a flood of random well-formed keys neither grows memory nor evicts good keys.
 MAX_ENTRIES = 50_000
+MAX_REFUSALS = 50_000
+MAX_CLIENTS = 100_000
+FAILURE_WINDOW_SECONDS = 60.0
 
 _Slot = tuple[str, tuple[int, int]]
 
 
-def _principal_load(raw_key: str) -> Principal | None:
-    return apikey_principal_get(raw_key=raw_key)
+def _principal_load(raw_key: str) -> KeyLookup:
+    return apikey_lookup(raw_key=raw_key)
+
+
+class KeyThrottled(Exception):
+    """This client address presented too many refused keys this minute."""
 
 
 def _last_used_write(uses: dict[int, float]) -> int:
@@ -139,22 +155,30 @@ class LastUsedWriter:
 
 @dataclass(slots=True)
 class _Entry:
-    principal: Principal | None
+    principal: Principal
+    generation: tuple[int, int]
+    fresh_until: float
+
+
+@dataclass(slots=True)
+class _Refusal:
     generation: tuple[int, int]
     fresh_until: float
 
 
 @dataclass(frozen=True, slots=True)
 class KeyCacheStats:
-    entries: int  # keys (and refusals) held
+    entries: int  # accepted keys held
+    refusals: int  # refused keys and unknown lookup ids held
     loads: int  # database look-ups since start
+    throttled: int  # look-ups refused for a client's failure budget
 
 
 class KeyCache:
     def __init__(
         self,
         *,
-        loader: Callable[[str], Principal | None] = _principal_load,
+        loader: Callable[[str], KeyLookup] = _principal_load,
         writer: LastUsedWriter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -162,7 +186,12 @@ class KeyCache:
         self.writer = writer or LastUsedWriter()
         self.clock = clock
         self.loads = 0
+        self.throttled = 0
         self._entries: dict[str, _Entry] = {}
+        # Keyed by digest, or by "lookup:<id>" for a lookup id no key has.
+        self._refusals: dict[str, _Refusal] = {}
+        self._failures: dict[str, int] = {}
+        self._failures_since = clock()
         self._inflight: dict[_Slot, asyncio.Task[Principal | None]] = {}
         self._last_noted: dict[int, float] = {}
         self._remote_seen: bytes | None = None
@@ -171,13 +200,21 @@ class KeyCache:
         self._next_poll = 0.0
 
     def stats(self) -> KeyCacheStats:
-        return KeyCacheStats(entries=len(self._entries), loads=self.loads)
+        return KeyCacheStats(
+            entries=len(self._entries),
+            refusals=len(self._refusals),
+            loads=self.loads,
+            throttled=self.throttled,
+        )
 
     def clear(self) -> None:
         self._entries.clear()
+        self._refusals.clear()
         self._epoch += 1
 
-    async def get(self, raw_key: str) -> Principal | None:
+    async def get(self, raw_key: str, *, client: str = "") -> Principal | None:
+        """Who `raw_key` speaks for, or None. `client` (the caller's address)
+        has a budget of refused keys per minute; past it, KeyThrottled."""
         parsed = key_parse(raw_key)
         if parsed is None:
             dummy_digest_compare(raw_key if isinstance(raw_key, str) else "")
@@ -187,14 +224,53 @@ class KeyCache:
         now = self.clock()
         generation = (self._local_seen, self._epoch)
         entry = self._entries.get(digest)
-        if entry is None or entry.generation != generation or now >= entry.fresh_until:
-            principal = await self._load(digest, raw_key, generation)
+        if (
+            entry is not None
+            and entry.generation == generation
+            and now < entry.fresh_until
+        ):
+            principal: Principal | None = entry.principal
+        elif self._refused(digest, parsed.lookup_id, generation, now):
+            principal = None
         else:
-            principal = entry.principal
+            self._budget_check(client, now)
+            principal = await self._load(digest, raw_key, generation)
         if principal is None or principal.is_expired_at(datetime.now(UTC)):
+            self._failure_note(client)
             return None
         self._note_use(principal.key_id, now)
         return principal
+
+    def _refused(
+        self, digest: str, lookup_id: str, generation: tuple[int, int], now: float
+    ) -> bool:
+        for name in (digest, f"lookup:{lookup_id}"):
+            refusal = self._refusals.get(name)
+            if (
+                refusal is not None
+                and refusal.generation == generation
+                and now < refusal.fresh_until
+            ):
+                return True
+        return False
+
+    def _budget_check(self, client: str, now: float) -> None:
+        if now - self._failures_since >= FAILURE_WINDOW_SECONDS:
+            self._failures.clear()
+            self._failures_since = now
+        if (
+            client
+            and self._failures.get(client, 0) >= settings.AUTH_FAILURES_PER_MINUTE
+        ):
+            self.throttled += 1
+            raise KeyThrottled
+
+    def _failure_note(self, client: str) -> None:
+        if not client:
+            return
+        if len(self._failures) >= MAX_CLIENTS:
+            self._failures.clear()
+        self._failures[client] = self._failures.get(client, 0) + 1
 
     async def _poll(self) -> None:
         if local_generation.value != self._local_seen:
@@ -240,14 +316,24 @@ class KeyCache:
         self, digest: str, raw_key: str, generation: tuple[int, int]
     ) -> Principal | None:
         self.loads += 1
-        principal = await in_db_thread(self.loader, raw_key)
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()
-        ttl = settings.API_KEY_CACHE_SECONDS if principal else NEGATIVE_SECONDS
+        lookup = await in_db_thread(self.loader, raw_key)
         # Stored under the generation seen before the load: if a revocation
         # arrived meanwhile, the next request loads again.
-        self._entries[digest] = _Entry(principal, generation, self.clock() + ttl)
-        return principal
+        if lookup.principal is not None:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            fresh_until = self.clock() + settings.API_KEY_CACHE_SECONDS
+            self._entries[digest] = _Entry(lookup.principal, generation, fresh_until)
+            return lookup.principal
+        if len(self._refusals) >= MAX_REFUSALS:
+            self._refusals.clear()
+        refusal = _Refusal(generation, self.clock() + NEGATIVE_SECONDS)
+        self._refusals[digest] = refusal
+        if not lookup.lookup_known:
+            parsed = key_parse(raw_key)
+            if parsed is not None:
+                self._refusals[f"lookup:{parsed.lookup_id}"] = refusal
+        return None
 
     def _note_use(self, key_id: int, now: float) -> None:
         last = self._last_noted.get(key_id)
@@ -266,6 +352,7 @@ class KeyCache:
 key_cache = KeyCache()
 
 
-async def key_principal_get(raw_key: str) -> Principal | None:
-    """Who `raw_key` speaks for, or None: the proxy's only key check."""
-    return await key_cache.get(raw_key)
+async def key_principal_get(raw_key: str, *, client: str = "") -> Principal | None:
+    """Who `raw_key` speaks for, or None: the proxy's only key check.
+    Raises KeyThrottled when `client` has presented too many refused keys."""
+    return await key_cache.get(raw_key, client=client)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -55,28 +57,52 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     expired key or one of an inactive user after one indexed query. Unknown and
     malformed keys both cost a digest compare. The returned key has `user` loaded.
     """
+    return _apikey_check(raw_key)[0]
+
+
+def _apikey_check(raw_key: str) -> tuple[ApiKey | None, bool]:
+    """`apikey_authenticate`, and whether any key has the presented lookup id
+    (so a cache may refuse a made-up lookup id without asking again)."""
     parsed = key_parse(raw_key)
     if parsed is None:
         dummy_digest_compare(raw_key if isinstance(raw_key, str) else "")
-        return None
+        return None, False
     key = (
         ApiKey.objects.select_related("user").filter(lookup_id=parsed.lookup_id).first()
     )
     if key is None:
         dummy_digest_compare(raw_key)
-        return None
+        return None, False
     if not digest_matches(digest=key_digest(raw_key), stored=key.digest):
-        return None
+        return None, True
     if key.state_at(timezone.now()) != "active" or not key.user.is_active:
-        return None
-    return key
+        return None, True
+    return key, True
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """What the proxy's key cache learns from one look-up."""
+
+    principal: Principal | None
+    # A key with this lookup id exists (revoked, expired, another secret...).
+    lookup_known: bool
+
+
+def apikey_lookup(*, raw_key: str) -> KeyLookup:
+    """`apikey_principal_get` with what a cache needs to refuse cheaply."""
+    key, known = _apikey_check(raw_key)
+    principal = None if key is None else _principal_of(key)
+    return KeyLookup(principal=principal, lookup_known=known)
 
 
 def apikey_principal_get(*, raw_key: str) -> Principal | None:
     """`apikey_authenticate`, answered as a Principal (two queries on success)."""
     key = apikey_authenticate(raw_key=raw_key)
-    if key is None:
-        return None
+    return None if key is None else _principal_of(key)
+
+
+def _principal_of(key: ApiKey) -> Principal:
     group_ids = tuple(
         sorted(key.user.groups.values_list("pk", flat=True))  # type: ignore[attr-defined]
     )
@@ -168,3 +194,10 @@ def model_choices(*, user: User) -> list[str]:
     if _model_choices_source is None:
         return []
     return _model_choices_source(user)
+
+
+def user_has_mfa(*, user: User) -> bool:
+    """Whether signing in asks `user` for a second factor: an authenticator app
+    or a security key. Recovery codes alone do not count; they only stand in
+    for one of those. The same test allauth's login step applies (one query)."""
+    return is_mfa_enabled(user, [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN])

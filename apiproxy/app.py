@@ -171,7 +171,8 @@ async def proxy_application(
     response_headers = [(b"x-request-id", request_id.encode())]
 
     async def step(tracked_send: TrackedSend) -> None:
-        principal = await principal_authenticate(headers)
+        client = scope.get("client") or ("", 0)
+        principal = await principal_authenticate(headers, client=client[0])
         outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
         exchange = Exchange(
             receive=receive,

@@ -7,7 +7,7 @@ import logging
 
 from django.db import DatabaseError
 
-from accounts.keycache import key_principal_get
+from accounts.keycache import KeyThrottled, key_principal_get
 from accounts.keyformat import key_from_asgi_headers
 from accounts.selectors import Principal
 from apiproxy.errors import ProxyError
@@ -25,7 +25,10 @@ def _unauthorized(message: str) -> ProxyError:
     )
 
 
-async def principal_authenticate(headers: Headers) -> Principal:
+async def principal_authenticate(headers: Headers, *, client: str = "") -> Principal:
+    """The principal of the presented key. `client` is the caller's address:
+    one that keeps presenting refused keys is slowed down (429) before each
+    miss would cost a database look-up."""
     raw_key = key_from_asgi_headers(headers)
     if raw_key is None:
         raise _unauthorized(
@@ -33,7 +36,16 @@ async def principal_authenticate(headers: Headers) -> Principal:
             "sk-...' (or 'x-api-key'). Create one in Settings > Account."
         )
     try:
-        principal = await key_principal_get(raw_key)
+        principal = await key_principal_get(raw_key, client=client)
+    except KeyThrottled:
+        raise ProxyError(
+            429,
+            "Too many requests with invalid API keys from your address. Check "
+            "your key in Settings > Account and try again in a minute.",
+            type="requests",
+            code="too_many_invalid_keys",
+            headers=[(b"retry-after", b"60")],
+        ) from None
     except DatabaseError:
         # A cache miss while the database is away: say so, rather than
         # calling a good key invalid (a 401 would make clients give up).

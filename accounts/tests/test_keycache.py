@@ -236,3 +236,68 @@ async def test_fuzzed_presented_keys_are_refused_without_a_load(
             await cache.get(rng.randbytes(rng.randrange(80)).decode("latin-1")) is None
         )
     assert cache.loads == 0
+
+
+def _with_lookup_id(lookup_id: str) -> str:
+    """A well-formed key (valid checksum) under a chosen lookup id."""
+    from accounts.keyformat import SECRET_LENGTH, _base62_random, _checksum
+
+    secret = _base62_random(SECRET_LENGTH)
+    body = f"sk-{settings.API_KEY_SITE_TAG}_{lookup_id}{secret}"
+    return body + _checksum(body)
+
+
+async def test_an_unknown_lookup_id_is_refused_without_a_query_whatever_the_secret(
+    cache: KeyCache,
+) -> None:
+    lookup_id = key_generate(site_tag=settings.API_KEY_SITE_TAG).lookup_id
+    for _ in range(20):
+        assert await cache.get(_with_lookup_id(lookup_id)) is None
+    assert cache.loads == 1
+
+
+async def test_a_wrong_secret_for_a_real_lookup_id_never_locks_out_the_real_key(
+    alice: User, cache: KeyCache
+) -> None:
+    issued = await in_thread(apikey_make, user=alice)
+    for _ in range(5):
+        assert await cache.get(_with_lookup_id(issued.key.lookup_id)) is None
+    assert await cache.get(issued.raw) is not None
+
+
+async def test_a_flood_of_made_up_keys_never_evicts_a_key_in_use(
+    alice: User, cache: KeyCache, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.AUTH_FAILURES_PER_MINUTE = 1_000_000
+    monkeypatch.setattr("accounts.keycache.MAX_REFUSALS", 10)
+    issued = await in_thread(apikey_make, user=alice)
+    assert await cache.get(issued.raw) is not None
+    for _ in range(40):
+        fake = key_generate(site_tag=settings.API_KEY_SITE_TAG).raw
+        assert await cache.get(fake, client="198.51.100.7") is None
+    loads = cache.loads
+    assert await cache.get(issued.raw) is not None
+    assert cache.loads == loads  # still a cache hit
+    assert cache.stats().refusals <= 10
+
+
+async def test_an_address_that_keeps_failing_is_throttled_before_the_database(
+    alice: User, cache: KeyCache, clock: FakeClock, settings: Any
+) -> None:
+    from accounts.keycache import KeyThrottled
+
+    settings.AUTH_FAILURES_PER_MINUTE = 5
+    issued = await in_thread(apikey_make, user=alice)
+    for _ in range(5):
+        fake = key_generate(site_tag=settings.API_KEY_SITE_TAG).raw
+        assert await cache.get(fake, client="198.51.100.7") is None
+    loads = cache.loads
+    with pytest.raises(KeyThrottled):
+        await cache.get(
+            key_generate(site_tag=settings.API_KEY_SITE_TAG).raw, client="198.51.100.7"
+        )
+    assert cache.loads == loads
+    # Other addresses, and keys already known good, are not affected.
+    assert await cache.get(issued.raw, client="198.51.100.8") is not None
+    clock.now += 61
+    assert await cache.get(issued.raw, client="198.51.100.7") is not None
