@@ -78,6 +78,10 @@ class ModelQueue:
                 return waiter
         return None
 
+    def waiting_of(self, user_id: int) -> int:
+        """Requests of `user_id` waiting here (browser and API together)."""
+        return sum(len(line.get(user_id, ())) for line in self.lines.values())
+
     def position(self, waiter: Waiter) -> int:
         """1-based place in line under the current serving order."""
         ahead = 0
@@ -173,6 +177,21 @@ def queue_busy(model: str, waited: float | None) -> ProxyError:
     )
 
 
+def queue_share_used(model: str) -> ProxyError:
+    """One user may hold only so many places in a model's line, so that one
+    person's scripts cannot fill it for everyone."""
+    limit = settings.QUEUE_MAX_WAITING_PER_USER
+    return ProxyError(
+        429,
+        f"You already have {limit} requests waiting for '{model}'. Wait for "
+        "some of them to finish before sending more.",
+        type="requests",
+        code="too_many_waiting",
+        headers=[(b"retry-after", str(settings.QUEUE_RETRY_AFTER).encode())],
+        outcome="rate_limited",
+    )
+
+
 async def slot_wait(
     *,
     backend_id: int,
@@ -197,6 +216,8 @@ async def slot_wait(
             return lease
     if queue.waiting >= settings.QUEUE_MAX_WAITING:
         raise queue_busy(public_model, None)
+    if queue.waiting_of(user_id) >= settings.QUEUE_MAX_WAITING_PER_USER:
+        raise queue_share_used(public_model)
     waiter = Waiter(user_id, browser, asyncio.get_running_loop().create_future())
     queue.add(waiter)
     deadline = waiter.enqueued_at + settings.QUEUE_TIMEOUT

@@ -49,8 +49,9 @@ def backend_key(proxy: ProxyRig) -> str:
 
 
 def test_one_users_backlog_delays_anothers_first_request_by_at_most_one_slot(
-    proxy: ProxyRig,
+    proxy: ProxyRig, settings
 ) -> None:
+    settings.QUEUE_MAX_WAITING_PER_USER = 100
     cap_backends(2)
     bob = user_make(username="bob")
     bob_key = apikey_create(user=bob, name="b").raw
@@ -159,6 +160,43 @@ def test_a_full_queue_answers_503_at_once(proxy: ProxyRig, settings) -> None:
     assert response.status_code == 503
     assert waited < 1.5  # not the QUEUE_TIMEOUT of 120 s
     assert "queue is full" in response.json()["error"]["message"]
+
+
+def test_one_user_cannot_fill_a_models_queue(proxy: ProxyRig, settings) -> None:
+    settings.QUEUE_MAX_WAITING_PER_USER = 2
+    cap_backends(1)
+    proxy.backend.behaviour.tokens = 10
+    proxy.backend.behaviour.token_delay = 0.1
+    results: dict[str, tuple] = {}
+    key = backend_key(proxy)
+    threads = [
+        threading.Thread(
+            target=stream_request,
+            args=(proxy.server.url, proxy.key, f"A-{i}", results, f"A{i}"),
+        )
+        for i in range(3)  # one holds the slot, two wait
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while board.depth(key) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    body = {"model": "fake-chat", "messages": [{"role": "user", "content": "x"}]}
+    with proxy.http() as http:
+        refused = http.post("/v1/chat/completions", json=body)
+    bob_key = apikey_create(user=user_make(username="bob"), name="b").raw
+    bob = threading.Thread(
+        target=stream_request, args=(proxy.server.url, bob_key, "B", results, "B")
+    )
+    bob.start()
+    for thread in [*threads, bob]:
+        thread.join(timeout=30)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_waiting"
+    assert "retry-after" in refused.headers
+    # Others still find a place, and the user's waiting requests are served.
+    assert all(status == 200 for _, status, _ in results.values())
+    assert len(results) == 4
 
 
 def test_backend_timeouts_leave_no_slot_held(proxy: ProxyRig, settings) -> None:
