@@ -32,6 +32,8 @@ from catalog.snapshot import CatalogModel, LimitTables
 from usage.periods import local_zone
 from usage.quota import QuotaState, quota_check
 
+UNKNOWN_MODEL = "(unknown model)"
+
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
@@ -55,6 +57,11 @@ async def admit(
         principal, public_model, models=await catalog.current(), tables=tables
     )
     exchange.dedicated = access.dedicated
+    if access.model is None:
+        # Metered under one name: made-up model strings must not grow the
+        # usage tables and metric labels without bound, nor tell apart
+        # models the caller may not see.
+        exchange.outcome.model = UNKNOWN_MODEL
     model = _model_checked(access, principal, public_model, capability)
     exchange.outcome.quota_weight = model.quota_weight
     quota = await quota_check(

@@ -28,6 +28,7 @@ from apiproxy.http import (
 from apiproxy.listing import model_retrieve, models_list
 from apiproxy.outcome import outcome_submit
 from apiproxy.parsing import ENDPOINT_CAPABILITY
+from apiproxy.refusals import refusal_budget
 from apiproxy.transcription import transcription_handle
 from usage.outcome import RequestOutcome
 
@@ -106,6 +107,8 @@ async def exchange_serve(
         await step(tracked_send)
     except ProxyError as error:
         # Raised before any answer was relayed: nothing is billed.
+        if outcome.backend_id is None:
+            refusal_budget.charge(outcome.user_id, error.status)
         outcome.status = error.status
         outcome.finish_reason = error.outcome
         outcome.error_code = error.code or ""
@@ -174,6 +177,7 @@ async def proxy_application(
         client = scope.get("client") or ("", 0)
         principal = await principal_authenticate(headers, client=client[0])
         outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
+        refusal_budget.check(principal.user_id)
         exchange = Exchange(
             receive=receive,
             send=tracked_send,

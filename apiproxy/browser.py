@@ -44,6 +44,7 @@ from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
 from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read, header_get
+from apiproxy.refusals import refusal_budget
 from portal.dbthread import in_db_thread
 from usage.outcome import RequestOutcome
 
@@ -280,6 +281,7 @@ class _BrowserCall:
         principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
         self.prepared = True
         self.outcome.user_id = principal.user_id
+        refusal_budget.check(principal.user_id)
         exchange = Exchange(
             receive=_replaying(body, self.receive),
             send=tracked_send,

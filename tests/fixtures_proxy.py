@@ -84,9 +84,11 @@ def proxy(
     settings.USAGE_FLUSH_SECONDS = 0.05
     settings.CATALOG_REFRESH_SECONDS = 0.0
     settings.BACKEND_READ_TIMEOUT = 3.0
+    from apiproxy.refusals import refusal_budget
     from apiproxy.routing import picker
 
     picker.refused_until.clear()
+    refusal_budget.__init__()  # a fresh minute: refusals of earlier tests do not count
     user = user_make(username="alice")
     issued = apikey_create(user=user, name="tests")
     model_register(fake_backend)
