@@ -87,6 +87,48 @@ def backend_overloaded(model: str, retry_after: int) -> ProxyError:
     )
 
 
+def backend_credentials_refused(model: str, status: int) -> ProxyError:
+    """The backend refused the key Portico sent it: Portico's configuration,
+    not the client's key, so never a 401/403 that the SDK would pin on them."""
+    return ProxyError(
+        502,
+        f"The backend serving '{model}' refused Portico's credentials "
+        f"(HTTP {status}). Your API key is fine: the portal's operators need to "
+        "update the backend's key.",
+        type="api_error",
+        code="backend_auth_failed",
+        outcome="backend_error",
+    )
+
+
+def backend_redirected(model: str, status: int) -> ProxyError:
+    return ProxyError(
+        502,
+        f"The backend serving '{model}' answered with a redirect (HTTP {status}), "
+        "which Portico does not follow: its base URL needs fixing.",
+        type="api_error",
+        code="backend_redirect",
+        outcome="backend_error",
+    )
+
+
+_MEDIA_TYPE_SHOWN = re.compile(r"[^a-z0-9.+/-]")
+
+
+def backend_answer_unexpected(model: str, *, got: str, wanted: str) -> ProxyError:
+    """A 2xx of the wrong kind (an HTML login page, JSON for a stream): not
+    relayed, because an SDK cannot read it and the page is not ours to show."""
+    shown = _MEDIA_TYPE_SHOWN.sub("", got.lower())[:80] or "none"
+    return ProxyError(
+        502,
+        f"The backend serving '{model}' answered with content type '{shown}' "
+        f"where {wanted} was expected.",
+        type="api_error",
+        code="backend_bad_response",
+        outcome="backend_error",
+    )
+
+
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _SECRETISH = re.compile(r"\b(?:sk|key|token|bearer)[-_ :=]+\S{8,}", re.IGNORECASE)
 _HOSTPORT = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b")

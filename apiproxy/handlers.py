@@ -159,6 +159,7 @@ async def _relay_once(exchange: Exchange, parsed: ParsedRequest, route: Route) -
         data=upstream_body(parsed, route),
         headers=upstream_headers(route, outcome.request_id, "application/json"),
         model=parsed.model,
+        stream=parsed.stream,
     )
     picker.mark_answered(route)
     finished = False

@@ -6,6 +6,10 @@ back at most one incomplete event), counts content-bearing chunks, and JSON-pars
 only the rare event that carries a usage object. It removes the usage chunk the
 proxy asked for on the client's behalf when the client did not ask for it, and
 synthesises one from its own count when the client asked and the backend sent none.
+
+SSE is read by its framing only: a field is a line, an event ends at a blank
+line. A JSON string cannot hold a raw newline, so model text that says
+`data: [DONE]` (or looks like a usage object) is never taken for the real thing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ import re
 import time
 from typing import Any
 
-_DONE = b"data: [DONE]"
+# No backend answers a single request with more tokens than this; a figure
+# above it is a lie or a bug, and billing it would drain quotas.
+TOKENS_PER_REQUEST_MAX = 10_000_000
+
+# Cheap screen first (a substring search), the framing check only on a hit.
+_DONE_MARK = b"[DONE]"
+_DONE_LINE = re.compile(rb"(?:^|\n)data: ?\[DONE\][ \t]*(?=\n)")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _CONTENT = re.compile(rb'"(?:content|text|reasoning_content|arguments)"\s*:\s*"(?!")')
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([a-z_]+)"')
@@ -24,13 +34,28 @@ _ID = re.compile(rb'"id"\s*:\s*"([^"]{1,200})"')
 _ERROR_EVENT = re.compile(rb'(?:^|\n)data: ?\{\s*"error"\s*:')
 
 
+def token_count_clamp(value: object, *, ceiling: int) -> int | None:
+    """A token count a backend reported, made safe to bill: None when it is
+    not a count at all, 0 for a negative one (which would refund rate-limit
+    tokens), at most `ceiling`."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return min(max(value, 0), ceiling)
+
+
 class StreamObserver:
     def __init__(
-        self, *, strip_usage: bool, synthesise_usage: bool, model: str
+        self,
+        *,
+        strip_usage: bool,
+        synthesise_usage: bool,
+        model: str,
+        token_ceiling: int = TOKENS_PER_REQUEST_MAX,
     ) -> None:
         self.strip_usage = strip_usage
         self.synthesise_usage = synthesise_usage
         self.model = model
+        self.token_ceiling = token_ceiling
         self.pending = b""
         self.content_chunks = 0
         self.prompt_tokens: int | None = None
@@ -43,9 +68,10 @@ class StreamObserver:
 
     def feed(self, data: bytes) -> bytes:
         """Bytes to forward for this upstream read (possibly empty)."""
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
         buffer = self.pending + data if self.pending else data
+        # A CRLF may be split across two reads: its CR then ends the pending part.
+        if b"\r" in data or self.pending.endswith(b"\r"):
+            buffer = buffer.replace(b"\r\n", b"\n")
         end = buffer.rfind(b"\n\n")
         if end == -1:
             self.pending = buffer
@@ -54,6 +80,8 @@ class StreamObserver:
         return self._inspect(complete)
 
     def _inspect(self, complete: bytes) -> bytes:
+        """Read one run of whole events (it starts at an event boundary and
+        ends with a blank line)."""
         content = len(_CONTENT.findall(complete))
         if content:
             if self.first_token_at is None:
@@ -70,11 +98,21 @@ class StreamObserver:
             self.finish_reason = finish[-1].decode()
         if _USAGE_OBJECT.search(complete):
             complete = self._take_usage(complete)
-        if _DONE in complete:
-            self.done = True
-            if self.synthesise_usage and self.completion_tokens is None:
-                head, _, tail = complete.partition(_DONE)
-                complete = head + self.usage_event() + _DONE + tail
+        if _DONE_MARK in complete:
+            complete = self._take_done(complete)
+        return complete
+
+    def _take_done(self, complete: bytes) -> bytes:
+        done = _DONE_LINE.search(complete)
+        if done is None:
+            return complete  # the characters, inside some text: not the end
+        self.done = True
+        if self.synthesise_usage and self.completion_tokens is None:
+            # Before the event that holds the [DONE] line, never inside one.
+            line_start = done.start() + (complete[done.start()] == 0x0A)
+            at = complete.rfind(b"\n\n", 0, line_start)
+            at = 0 if at == -1 else at + 2
+            complete = complete[:at] + self.usage_event() + complete[at:]
         return complete
 
     def _take_usage(self, complete: bytes) -> bytes:
@@ -82,8 +120,8 @@ class StreamObserver:
         for event in complete.split(b"\n\n"):
             if not event:
                 continue
-            if _USAGE_OBJECT.search(event) and event.startswith(b"data: {"):
-                usage_only = self._read_usage(event[6:])
+            if _USAGE_OBJECT.search(event):
+                usage_only = self._read_usage(_event_data(event))
                 if usage_only and self.strip_usage:
                     continue
             kept.append(event + b"\n\n")
@@ -91,6 +129,8 @@ class StreamObserver:
 
     def _read_usage(self, payload: bytes) -> bool:
         """Record the usage; True when the event carries nothing else."""
+        if not payload.startswith(b"{"):
+            return False
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -98,10 +138,12 @@ class StreamObserver:
         usage = chunk.get("usage") if isinstance(chunk, dict) else None
         if not isinstance(usage, dict):
             return False
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(prompt, int):
+        ceiling = self.token_ceiling
+        prompt = token_count_clamp(usage.get("prompt_tokens"), ceiling=ceiling)
+        completion = token_count_clamp(usage.get("completion_tokens"), ceiling=ceiling)
+        if prompt is not None:
             self.prompt_tokens = prompt
-        if isinstance(completion, int):
+        if completion is not None:
             self.completion_tokens = completion
         return not chunk.get("choices")
 
@@ -135,3 +177,14 @@ class StreamObserver:
         """Whatever incomplete event is left when the upstream ends."""
         rest, self.pending = self.pending, b""
         return rest
+
+
+def _event_data(event: bytes) -> bytes:
+    """The data of one SSE event: its `data:` lines, joined (the spec's rule),
+    so an event with `event:` or `id:` lines is read like a bare one."""
+    if event.startswith(b"data:") and b"\n" not in event:
+        return event[5:].removeprefix(b" ")
+    lines = event.split(b"\n")
+    return b"\n".join(
+        line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")
+    )

@@ -5,6 +5,10 @@ Streams go through the observer, which forwards whole SSE events unchanged. A
 backend that dies or stalls mid-stream ends the stream with an OpenAI error
 event (the SDK raises APIError instead of hanging). The upstream response is
 always released in `finally`, so a cancelled client cancels the backend request.
+
+A backend is not trusted either: redirects are not followed, an answer of the
+wrong content type is not relayed, a refusal of Portico's own key is not passed
+on as the client's fault, and usage counts are clamped before they are billed.
 """
 
 from __future__ import annotations
@@ -19,15 +23,22 @@ from typing import Any
 import aiohttp
 from django.conf import settings
 
-from apiproxy.catalog import Route
+from apiproxy.catalog import Route, catalog
 from apiproxy.errors import (
     ProxyError,
+    backend_answer_unexpected,
+    backend_credentials_refused,
+    backend_redirected,
     backend_timeout,
     backend_unreachable,
     stream_interrupted,
     upstream_error_translate,
 )
-from apiproxy.observer import StreamObserver
+from apiproxy.observer import (
+    TOKENS_PER_REQUEST_MAX,
+    StreamObserver,
+    token_count_clamp,
+)
 from usage.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
@@ -36,6 +47,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Error bodies from backends are read for translation only, never in full.
 ERROR_BODY_LIMIT = 64 * 1024
+
+# What a backend may answer with. Transcripts come as JSON or, asked for
+# text/srt/vtt, as text; everything else as JSON, or SSE for a stream.
+_JSON = frozenset({"application/json"})
+_SSE = frozenset({"text/event-stream"})
+_TRANSCRIPT = _JSON | _SSE | {"text/plain", "text/vtt", "application/x-subrip"}
+# Statuses that speak of Portico's credentials at the backend, not the client's.
+_CREDENTIALS_REFUSED = frozenset({401, 403, 407})
 
 _session: aiohttp.ClientSession | None = None
 _session_loop: asyncio.AbstractEventLoop | None = None
@@ -77,8 +96,18 @@ def upstream_headers(
 
 
 async def upstream_open(
-    route: Route, path: str, *, data: Any, headers: dict[str, str], model: str
+    route: Route,
+    path: str,
+    *,
+    data: Any,
+    headers: dict[str, str],
+    model: str,
+    stream: bool | None = None,
 ) -> aiohttp.ClientResponse:
+    """The backend's answer, once its status line is in. A redirect or a 2xx
+    of a kind Portico cannot relay raises (a 502) before anything is sent to
+    the client; `stream` (when the caller knows it) narrows the kind to SSE or
+    JSON. Error statuses are left to `upstream_error`."""
     url = f"{route.base_url}/{path}"
     timeout = aiohttp.ClientTimeout(
         total=None,
@@ -86,8 +115,10 @@ async def upstream_open(
         sock_read=settings.BACKEND_READ_TIMEOUT,
     )
     try:
-        return await session_get().post(
-            url, data=data, headers=headers, timeout=timeout
+        # Never follow a redirect: it would carry the backend's key and the
+        # user's prompt to wherever the backend points.
+        response = await session_get().post(
+            url, data=data, headers=headers, timeout=timeout, allow_redirects=False
         )
     except aiohttp.ClientConnectorError:
         raise BackendRefused from None
@@ -95,9 +126,53 @@ async def upstream_open(
         raise backend_timeout(model) from None
     except aiohttp.ClientError:
         raise backend_unreachable(model) from None
+    try:
+        if 300 <= response.status < 400:
+            logger.warning(
+                "backend %s answered %s with a redirect (HTTP %s); not followed",
+                route.backend_name,
+                path,
+                response.status,
+            )
+            raise backend_redirected(model, response.status)
+        if response.status < 300:
+            answer_type_check(response, path=path, stream=stream, model=model)
+    except ProxyError:
+        response.close()
+        raise
+    return response
+
+
+def answer_type_check(
+    response: aiohttp.ClientResponse, *, path: str, stream: bool | None, model: str
+) -> None:
+    """Refuse a 2xx whose Content-Type is not what the request calls for."""
+    if path.endswith("audio/transcriptions"):
+        wanted, words = _TRANSCRIPT, "JSON or a transcript"
+    elif stream is None:
+        wanted, words = _JSON | _SSE, "JSON or an event stream"
+    elif stream:
+        wanted, words = _SSE, "an event stream (text/event-stream)"
+    else:
+        wanted, words = _JSON, "JSON (application/json)"
+    if response.content_type not in wanted:
+        logger.warning(
+            "backend answered %s with content type %r; not relayed",
+            path,
+            response.content_type[:80],
+        )
+        raise backend_answer_unexpected(model, got=response.content_type, wanted=words)
 
 
 async def upstream_error(response: aiohttp.ClientResponse, model: str) -> ProxyError:
+    if response.status in _CREDENTIALS_REFUSED:
+        # Its body is not read: what a backend says about keys is for staff.
+        logger.warning(
+            "backend at %s refused Portico's credentials (HTTP %s)",
+            response.url.origin(),
+            response.status,
+        )
+        return backend_credentials_refused(model, response.status)
     try:
         body = await response.content.read(ERROR_BODY_LIMIT)
     except (aiohttp.ClientError, TimeoutError):
@@ -128,6 +203,10 @@ async def relay_json(
     upstream_model: str,
 ) -> None:
     """A non-streamed answer: read it, note its usage, pass the bytes on."""
+    # The path tells a transcript (text allowed) from a JSON endpoint's answer.
+    answer_type_check(
+        response, path=response.url.path, stream=False, model=public_model
+    )
     try:
         body = await response.read()
     except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -135,7 +214,7 @@ async def relay_json(
     except aiohttp.ClientError:
         raise backend_unreachable(public_model) from None
     outcome.first_token_at = time.monotonic()
-    usage_read(body, outcome)
+    usage_read(body, outcome, window=_context_window(public_model))
     body = _model_rewriter(upstream_model, public_model)(body)
     await send(
         {
@@ -155,7 +234,21 @@ async def relay_json(
     outcome.status = 200
 
 
-def usage_read(body: bytes, outcome: RequestOutcome) -> None:
+# Answers bounded by the model's context window (an embeddings batch or an
+# audio file is not: their counts are bounded by TOKENS_PER_REQUEST_MAX only).
+_WINDOWED_OBJECTS = frozenset({"chat.completion", "text_completion", "response"})
+
+
+def _context_window(public_model: str) -> int:
+    model = catalog.value.get(public_model)
+    return model.context_window if model is not None else TOKENS_PER_REQUEST_MAX
+
+
+def usage_read(
+    body: bytes, outcome: RequestOutcome, *, window: int = TOKENS_PER_REQUEST_MAX
+) -> None:
+    """Usage and finish reason of a JSON answer; reported counts are clamped
+    (to 0 when negative, to the context window where one applies)."""
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -164,11 +257,19 @@ def usage_read(body: bytes, outcome: RequestOutcome) -> None:
         return
     usage = parsed.get("usage")
     if isinstance(usage, dict):
-        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-        completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
-        if isinstance(prompt, int):
+        ceiling = TOKENS_PER_REQUEST_MAX
+        if parsed.get("object") in _WINDOWED_OBJECTS:
+            ceiling = min(ceiling, window)
+        prompt = token_count_clamp(
+            usage.get("prompt_tokens", usage.get("input_tokens")), ceiling=ceiling
+        )
+        completion = token_count_clamp(
+            usage.get("completion_tokens", usage.get("output_tokens", 0)),
+            ceiling=ceiling,
+        )
+        if prompt is not None:
             outcome.prompt_tokens = prompt
-        if isinstance(completion, int):
+        if completion is not None:
             outcome.completion_tokens = completion
         outcome.usage_source = "reported"
     else:
@@ -214,7 +315,12 @@ async def relay_stream(
 ) -> None:
     """Pass SSE events on as the backend produces them (the caller has sent
     the response start)."""
+    answer_type_check(
+        response, path=response.url.path, stream=True, model=observer.model
+    )
     rewrite = _model_rewriter(upstream_model, observer.model)
+    # A stream is always a generation, so no count can exceed the window.
+    window = _context_window(observer.model)
     try:
         try:
             async for data in response.content.iter_any():
@@ -229,9 +335,9 @@ async def relay_stream(
                     )
         finally:
             outcome.first_token_at = observer.first_token_at
-            outcome.completion_tokens = observer.completion_tokens_final()
+            outcome.completion_tokens = min(observer.completion_tokens_final(), window)
             if observer.prompt_tokens is not None:
-                outcome.prompt_tokens = observer.prompt_tokens
+                outcome.prompt_tokens = min(observer.prompt_tokens, window)
             outcome.usage_source = observer.usage_source
     except (TimeoutError, aiohttp.ServerTimeoutError):
         await _stream_fail(send, outcome, backend_timeout(observer.model))

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from catalog.baseurl import base_url_normalise
 from catalog.models import Backend, Deployment, Model
-from catalog.services import backend_discover_models
+from catalog.services import backend_discover_models, backend_origin_changed
 
 # Staff edits to these stick: discovery stops updating them (capabilities_locked).
 STAFF_OWNED_FIELDS = frozenset(
@@ -48,9 +48,30 @@ class BackendForm(forms.ModelForm):
         # The bound instance's key must not be the form's initial value either.
         self.initial.pop("api_key", None)
         self._stored_api_key = self.instance.api_key
+        self._stored_base_url = self.instance.base_url
 
     def clean_base_url(self) -> str:
         return base_url_normalise(self.cleaned_data["base_url"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # A key stays with its host (as in catalog.services.backend_add): a
+        # backend moved elsewhere must be given its key again, or none.
+        new_url = cleaned.get("base_url")
+        if (
+            self._stored_api_key
+            and new_url
+            and not cleaned.get("api_key")
+            and not cleaned.get("clear_api_key")
+            and backend_origin_changed(old_url=self._stored_base_url, new_url=new_url)
+        ):
+            self.add_error(
+                "api_key",
+                "The base URL now points at another host, and the stored key is "
+                "never sent there. Enter the key for the new host, or tick "
+                "“Remove the API key” if it needs none.",
+            )
+        return cleaned
 
     def save(self, commit: bool = True) -> Backend:
         backend: Backend = super().save(commit=False)
@@ -121,6 +142,11 @@ class BackendAdmin(admin.ModelAdmin):
         if result.ok:
             new = f", new: {', '.join(result.created)}" if result.created else ""
             message = f"{backend}: {len(result.served)} model(s) served{new}"
+            if result.skipped:
+                message += (
+                    f"; {len(result.skipped)} unusable model id(s) skipped "
+                    "(the log says which and why)"
+                )
             self.message_user(request, message, messages.SUCCESS)
         else:
             message = f"{backend}: unreachable: {result.error}"

@@ -16,12 +16,20 @@ Where nothing is reported, the id decides: `embed` means embeddings only,
 `whisper` transcription only, anything else chat and completions. A report that
 says no more than "completion" (llama.cpp says it of every model, embedding
 GGUFs included) does not outvote an id that says embeddings or transcription.
+
+An id becomes a name users type, a route's upstream name and text in pages, API
+errors and SSE comment lines, so one that cannot be all of these safely (control
+or invisible characters, edge whitespace, over 200 characters) is skipped, not
+repaired: a trimmed or cut name would no longer be the one the backend serves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+# Model.public_id and Deployment.upstream_model hold at most this many.
+MODEL_ID_MAX_CHARS = 200
 
 # Capability words seen in the wild, mapped onto the catalog's five.
 _WORDS = {
@@ -77,6 +85,25 @@ class ReportedModel:
     max_output_tokens: int | None
 
 
+@dataclass(frozen=True)
+class ModelList:
+    models: list[ReportedModel]
+    # Ids listed but unusable, each shown safely (repr) with the reason.
+    skipped: list[str] = field(default_factory=list)
+
+
+def model_id_problem(model_id: str) -> str | None:
+    """Why a listed id cannot be a catalog name, or None when it can."""
+    if len(model_id) > MODEL_ID_MAX_CHARS:
+        return f"longer than {MODEL_ID_MAX_CHARS} characters"
+    if not model_id.isprintable():
+        # Cc, Cf (zero-width, bidi overrides), separators other than a space.
+        return "control or invisible characters"
+    if model_id != model_id.strip():
+        return "whitespace at an end"
+    return None
+
+
 def capabilities_from_id(model_id: str) -> frozenset[str]:
     lowered = model_id.lower()
     if "embed" in lowered:
@@ -88,17 +115,27 @@ def capabilities_from_id(model_id: str) -> frozenset[str]:
 
 def model_list_parse(payload: Any) -> list[ReportedModel]:
     """Every usable entry of a /v1/models answer; raises ModelListInvalid."""
+    return model_list_read(payload).models
+
+
+def model_list_read(payload: Any) -> ModelList:
+    """Every usable entry of a /v1/models answer, and the ids skipped as
+    unusable; raises ModelListInvalid."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         raise ModelListInvalid("no `data` list")
     side_lists = _side_capabilities(payload.get("models"))
     reported: dict[str, ReportedModel] = {}
+    skipped: list[str] = []
     for entry in payload["data"]:
         if not isinstance(entry, dict):
             continue
         model_id = entry.get("id")
         if not isinstance(model_id, str) or not model_id.strip():
             continue
-        model_id = model_id.strip()[:200]
+        problem = model_id_problem(model_id)
+        if problem is not None:
+            skipped.append(f"{model_id[:60]!r} ({problem})")
+            continue
         words = _words(entry) | side_lists.get(model_id, set())
         capabilities = _capabilities(words)
         from_id = capabilities_from_id(model_id)
@@ -111,7 +148,7 @@ def model_list_parse(payload: Any) -> list[ReportedModel]:
             context_window=_first_int(entry, _CONTEXT_PATHS),
             max_output_tokens=_first_int(entry, _OUTPUT_PATHS),
         )
-    return list(reported.values())
+    return ModelList(models=list(reported.values()), skipped=skipped)
 
 
 def _words(entry: dict[str, Any]) -> set[str]:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.baseurl import base_url_normalise
-from catalog.discovery import ModelListInvalid, ReportedModel, model_list_parse
+from catalog.discovery import ModelListInvalid, ReportedModel, model_list_read
 from catalog.models import (
     CAPABILITIES,
     Backend,
@@ -45,6 +46,7 @@ class DiscoveryResult:
     served: list[str] = field(default_factory=list)  # public ids, after discovery
     created: list[str] = field(default_factory=list)  # public ids new to the catalog
     gone: list[str] = field(default_factory=list)  # upstream names no longer listed
+    skipped: list[str] = field(default_factory=list)  # unusable ids, shown safely
 
 
 class _DiscoveryFailed(Exception):
@@ -65,10 +67,26 @@ def backend_add(
     an existing backend, arguments left as None keep their current values, so
     re-running `addbackend NAME URL` never resets a pool or limit (or clears a
     key) that staff set in admin; a new backend gets pool "shared" and 4.
-    Raises ValidationError for a bad name, URL, pool or limit.
+    A stored key stays with its host, though: moving the backend to another
+    scheme, host or port needs `api_key` again (discovery would otherwise
+    hand the old host's key to the new one at once).
+    Raises ValidationError for a bad name, URL, pool or limit, or a move
+    without the key.
     """
     backend = Backend.objects.filter(name=name).first() or Backend(name=name)
-    backend.base_url = base_url_normalise(base_url)
+    new_url = base_url_normalise(base_url)
+    if (
+        api_key is None
+        and backend.api_key
+        and backend_origin_changed(old_url=backend.base_url, new_url=new_url)
+    ):
+        raise ValidationError(
+            f"Backend {name} moves from {_origin_shown(backend.base_url)} to "
+            f"{_origin_shown(new_url)}, and its stored API key is never sent to "
+            "another host. Pass the API key again (--api-key KEY, or --api-key "
+            "'' if the new host needs none)."
+        )
+    backend.base_url = new_url
     if api_key is not None:
         backend.api_key = api_key
     if pool is not None:
@@ -78,6 +96,27 @@ def backend_add(
     backend.full_clean()
     backend.save()
     return backend
+
+
+def backend_origin_changed(*, old_url: str, new_url: str) -> bool:
+    """True when two base URLs are on different origins (scheme, host, port):
+    a backend's key belongs to its origin. A path change keeps the origin."""
+    return _origin(old_url) != _origin(new_url)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port or default
+
+
+def _origin_shown(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def backend_discover_models(
@@ -92,16 +131,25 @@ def backend_discover_models(
     new models and routes are created, listed ones marked served, and ones no
     longer listed marked not served rather than deleted. Capabilities and limits
     of a model staff have edited (`capabilities_locked`) are never overwritten.
+    Ids that cannot be names (catalog.discovery.model_id_problem) are skipped
+    and logged, never stored.
     """
     checked_at = timezone.now()
     try:
-        reported = model_list_parse(_model_list_fetch(backend, client))
+        listing = model_list_read(_model_list_fetch(backend, client))
     except ModelListInvalid:
         error = "The answer to GET /models is not an OpenAI model list"
         return _discovery_failed(backend, error, checked_at)
     except _DiscoveryFailed as failure:
         return _discovery_failed(backend, str(failure), checked_at)
-    result = _catalog_apply(backend, reported, checked_at)
+    if listing.skipped:
+        logger.warning(
+            "Backend %s lists model ids Portico cannot use; skipped: %s",
+            backend,
+            "; ".join(listing.skipped),
+        )
+    result = _catalog_apply(backend, listing.models, checked_at)
+    result.skipped = listing.skipped
     _health_record(backend, healthy=True, error="", at=checked_at)
     return result
 

@@ -47,6 +47,7 @@ class Behaviour:
     """How the fake answers. Every field can be overridden per model or per request."""
 
     # GET /v1/models: ids, or dicts merged into the entry (e.g. max_model_len).
+    # Ids are sent as given, hostile ones too (control characters, 300 chars).
     models: list[str | dict[str, Any]] = field(
         default_factory=lambda: ["fake-chat", "fake-embed", "whisper-fake"]
     )
@@ -71,6 +72,12 @@ class Behaviour:
     hang_after_chunks: int | None = None  # go silent mid-stream
     die_after_chunks: int | None = None  # close the connection abruptly
     error_after_chunks: int | None = None  # send an SSE error event, then end
+    end_after_chunks: int | None = None  # end the stream cleanly, no [DONE]
+    # A backend that is not to be trusted (the proxy must not believe it).
+    pieces: list[str] | None = None  # the answer verbatim, one chunk per piece
+    usage_reported: dict[str, Any] | None = None  # merged over the true usage
+    content_type: str | None = None  # Content-Type of successful answers
+    redirect_to: str | None = None  # answer with a 307 to this URL instead
     # Other endpoints.
     embedding_dim: int = 8
     transcription_text: str = "the quick brown fox"

@@ -122,15 +122,17 @@ class _Handlers:
         early = await _before_answer(b)
         if early is not None:
             return early
-        pieces = (
-            wire.text_pieces(b.text)
-            if b.text is not None
-            else [wire.fake_token(i) for i in range(b.tokens)]
-        )
+        if b.pieces is not None:
+            pieces = list(b.pieces)
+        elif b.text is not None:
+            pieces = wire.text_pieces(b.text)
+        else:
+            pieces = [wire.fake_token(i) for i in range(b.tokens)]
         limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
         count = min(len(pieces), limit) if isinstance(limit, int) else len(pieces)
         finish = "length" if count < len(pieces) else "stop"
         usage = wire.usage_body(wire.prompt_tokens_count(payload), count)
+        usage |= b.usage_reported or {}
         ids = {
             "request_id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}",
             "model": str(payload.get("model")),
@@ -141,9 +143,8 @@ class _Handlers:
             build = wire.chat_completion_body if chat else wire.completion_body
             answer = None if b.usage == "never" else usage
             text = "".join(pieces[:count])
-            return web.json_response(
-                build(**ids, text=text, finish_reason=finish, usage=answer)
-            )
+            body = build(**ids, text=text, finish_reason=finish, usage=answer)
+            return _json_answer(body, b)
         asked = bool((payload.get("stream_options") or {}).get("include_usage"))
 
         def chunk(text: str | None, finish_reason: str | None = None) -> bytes:
@@ -176,8 +177,9 @@ class _Handlers:
         self, request: web.Request, b: Behaviour, events: Events
     ) -> web.StreamResponse:
         record = request[RECORD]
+        content_type = b.content_type or "text/event-stream"
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         tokens_sent = 0
@@ -188,6 +190,8 @@ class _Handlers:
                 # broken body rather than a clean end.
                 request.transport.close()
                 return response
+            if sent == b.end_after_chunks:
+                break
             if sent == b.hang_after_chunks:
                 await asyncio.Event().wait()
             if sent == b.error_after_chunks:
@@ -225,7 +229,7 @@ class _Handlers:
             dimensions=int(payload.get("dimensions") or b.embedding_dim),
             encoding_format=payload.get("encoding_format") or "float",
         )
-        return web.json_response(body)
+        return _json_answer(body, b)
 
     async def transcriptions(self, request: web.Request) -> web.Response:
         record = request[RECORD]
@@ -276,7 +280,7 @@ class _Handlers:
         }
         done = wire.response_object(**ids, text=wire.fake_text(count), usage=usage)
         if not payload.get("stream"):
-            return web.json_response(done)
+            return _json_answer(done, b)
         shell = wire.response_object(**ids, text=None, usage=None)
 
         def event(kind: str, number: int, **data: Any) -> bytes:
@@ -301,9 +305,20 @@ async def _before_answer(b: Behaviour) -> web.Response | None:
         await asyncio.Event().wait()
     if b.first_byte_delay:
         await asyncio.sleep(b.first_byte_delay)
+    if b.redirect_to:
+        return web.Response(status=307, headers={"Location": b.redirect_to})
     if b.status >= 400:
         return _error(b.status, b)
     return None
+
+
+def _json_answer(body: Any, b: Behaviour) -> web.Response:
+    """A successful JSON answer, under another Content-Type when told to."""
+    if b.content_type is None:
+        return web.json_response(body)
+    return web.Response(
+        body=json.dumps(body).encode(), headers={"Content-Type": b.content_type}
+    )
 
 
 def _error(status: int, b: Behaviour) -> web.Response:

@@ -266,6 +266,17 @@ def error_body(status: int) -> dict[str, Any]:
                 "code": "invalid_api_key",
             }
         }
+    if status == 403:
+        # A gateway refusing a key it knows: it names the key and the caller.
+        return {
+            "error": {
+                "message": f"Key {INTERNAL_SECRET} may not call this model from "
+                f"{INTERNAL_URL}",
+                "type": "permission_error",
+                "param": None,
+                "code": "forbidden",
+            }
+        }
     if status == 429:
         return {
             "error": {

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from apiproxy.observer import StreamObserver
+import pytest
+
+from apiproxy.observer import TOKENS_PER_REQUEST_MAX, StreamObserver
 
 
 def chunk(content: str | None = None, *, finish: str | None = None) -> bytes:
@@ -68,3 +70,47 @@ def test_it_accepts_crlf_framing() -> None:
     observer = StreamObserver(strip_usage=False, synthesise_usage=False, model="m")
     out = observer.feed(chunk("x").replace(b"\n", b"\r\n"))
     assert out == chunk("x")
+
+
+MARKER = chunk("data: [DONE]")  # the model says the end marker in its text
+
+
+def test_text_saying_data_done_is_text_not_the_end() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=True, model="m")
+    out = observer.feed(chunk("a") + MARKER + chunk("b"))
+    assert out == chunk("a") + MARKER + chunk("b"), "forwarded untouched"
+    assert not observer.done and observer.content_chunks == 3
+    end = observer.feed(DONE)
+    assert observer.done
+    usage_event, done = [e for e in end.split(b"\n\n") if e]
+    assert json.loads(usage_event[6:])["usage"]["completion_tokens"] == 3
+    assert done == b"data: [DONE]"
+
+
+def test_the_synthesised_usage_goes_before_the_event_that_ends_the_stream() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=True, model="m")
+    ending = b"id: 9\ndata: [DONE]\n\n"
+    out = observer.feed(MARKER + ending)
+    assert out.startswith(MARKER + b'data: {"id":"chatcmpl-1"')
+    assert out.endswith(b"\n\n" + ending)
+
+
+def test_a_crlf_split_between_reads_is_still_framing() -> None:
+    observer = StreamObserver(strip_usage=False, synthesise_usage=False, model="m")
+    framed = (chunk("x") + DONE).replace(b"\n", b"\r\n")
+    cut = framed.index(b"\r\n\r\n") + 1  # between a CR and its LF
+    assert observer.feed(framed[:cut]) == b""
+    assert observer.feed(framed[cut:]) == chunk("x") + DONE
+    assert observer.done
+
+
+@pytest.mark.parametrize(
+    ("reported", "billed"),
+    [(-5, 0), (12, 12), (10**13, TOKENS_PER_REQUEST_MAX), (True, None), ("7", None)],
+)
+def test_reported_usage_is_clamped(reported: object, billed: int | None) -> None:
+    observer = StreamObserver(strip_usage=True, synthesise_usage=False, model="m")
+    usage = {"prompt_tokens": reported, "completion_tokens": reported}
+    event = json.dumps({"choices": [], "usage": usage}).encode()
+    observer.feed(b"data: " + event + b"\n\n" + DONE)
+    assert (observer.prompt_tokens, observer.completion_tokens) == (billed, billed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.discovery import ModelListInvalid, model_list_parse
+from catalog.discovery import ModelListInvalid, model_list_parse, model_list_read
 
 
 def parse_one(entry: dict, **top: object) -> object:
@@ -127,3 +127,31 @@ def test_it_skips_entries_without_a_usable_id_and_keeps_one_per_id() -> None:
 def test_it_rejects_what_is_not_an_openai_model_list(payload: object) -> None:
     with pytest.raises(ModelListInvalid):
         model_list_parse(payload)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "reason"),
+    [
+        ("evil\n\ndata: [DONE]", "control"),
+        ("bell\x07", "control"),
+        ("tab\tid", "control"),
+        ("zero\u200bwidth", "invisible"),
+        ("right\u202eto-left", "invisible"),
+        ("no\u00a0break", "invisible"),
+        ("line\u2028separator", "invisible"),
+        (" padded", "whitespace"),
+        ("m" * 201, "longer than 200"),
+    ],
+)
+def test_it_skips_ids_that_cannot_be_names_and_says_why(
+    model_id: str, reason: str
+) -> None:
+    listing = model_list_read({"data": [{"id": model_id}, {"id": "fine/model:8b"}]})
+    assert [model.id for model in listing.models] == ["fine/model:8b"]
+    (skipped,) = listing.skipped
+    assert reason in skipped
+    assert skipped.isprintable() and len(skipped) < 120
+
+
+def test_an_id_of_exactly_200_characters_is_kept_whole() -> None:
+    assert parse_one({"id": "m" * 200}).id == "m" * 200

@@ -23,7 +23,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("base_url")
-        parser.add_argument("--api-key", help="Bearer token the backend expects.")
+        parser.add_argument(
+            "--api-key",
+            help="Bearer token the backend expects. Needed again when an "
+            "existing backend moves to another host ('' for none).",
+        )
         parser.add_argument(
             "--pool", choices=Backend.Pool.values, help="Default: shared."
         )
