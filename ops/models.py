@@ -24,6 +24,9 @@ class BackendAlertState(models.Model):
 
     class Meta:
         verbose_name = "backend alert state"
+        # The operations dashboard shows per-user usage and recent errors: its
+        # own permission, so that being staff is not enough (ops.views).
+        permissions = [("view_dashboard", "Can view the operations dashboard")]
 
     def __str__(self) -> str:
         state = "reported down" if self.reported_down else "up"

@@ -4,7 +4,8 @@ from django.urls import path
 from ops import views
 
 urlpatterns = [
-    # admin_view: staff only (others go to the admin login), never cached.
+    # admin_view: staff only (others go to the admin login), never cached; the
+    # view itself asks for ops.view_dashboard.
     path(
         "admin/dashboard/",
         admin.site.admin_view(views.dashboard),

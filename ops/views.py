@@ -1,10 +1,12 @@
-"""The operations dashboard: one admin page with the service's state."""
+"""The operations dashboard: one admin page with the service's state, for staff
+who hold `ops.view_dashboard` (it names users and their errors)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from django.contrib import admin
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -19,7 +21,11 @@ from ops.selectors import (
 )
 from usage.buffer import usage_buffer
 
+# Superusers hold every permission; other staff need this one (a 403 without).
+DASHBOARD_PERMISSION = "ops.view_dashboard"
 
+
+@permission_required(DASHBOARD_PERMISSION, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     since = now - timedelta(hours=24)

@@ -154,6 +154,9 @@ def _serve(*, host: str, port: int) -> None:
     # The same server and flags as production (docker/Dockerfile), minus the
     # proxy headers: uvloop and httptools where installed. On SIGTERM running
     # streams get SHUTDOWN_GRACE seconds, then the lifespan drains the meter.
+    # uvicorn's own log config first, then Django's LOGGING again when the app
+    # loads: the access log stays on, in LOG_FORMAT, with keys masked
+    # (portal.accesslog), as in the image.
     config = uvicorn.Config(
         "portal.asgi:application",
         host=host,

@@ -40,8 +40,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+class SecurityNotesShort(logging.Filter):
+    """Django's security log (an oversized body, a bad Host header) keeps its
+    line but drops the traceback: any client can cause one, and a traceback
+    per request would flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
-    """Django's LOGGING: every line on stderr in one format (plain or json)."""
+    """Django's LOGGING: every line on stderr in one format (plain or json),
+    and no key in uvicorn's access lines (portal.accesslog)."""
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
@@ -49,19 +62,37 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
             "json": {"()": "portal.logformat.JsonFormatter"},
         },
+        "filters": {
+            "access_keys_masked": {"()": "portal.accesslog.AccessKeysMasked"},
+            "security_notes_short": {"()": "portal.logformat.SecurityNotesShort"},
+        },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": log_format}
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["security_notes_short"],
+            }
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "INFO"},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # uvicorn's access line holds the query string, where a client may
+            # have put its key: it passes the mask in either format. Django
+            # applies this when uvicorn loads the app, after uvicorn's own
+            # config, so the image and `make run` alike log through it; no level
+            # here, so that uvicorn's --log-level still chooses (see deploy.md).
+            "uvicorn.access": {
+                "handlers": ["console"],
+                "filters": ["access_keys_masked"],
+                "propagate": False,
+            },
         },
     }
     if log_format == "json":
         # uvicorn's own lines too, so that a log shipper sees one format.
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        for name in ("uvicorn", "uvicorn.error"):
             config["loggers"][name] = {
                 "handlers": ["console"],
                 "level": "INFO",

@@ -3,7 +3,6 @@ a chosen period, with totals and CSV), quotas, and the raw records."""
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from portal.csvsafe import CsvWriter
 from usage.models import Quota, RollupState, UsageRecord, UsageReport
 from usage.reports import Report, usage_report
 
@@ -95,11 +95,12 @@ class ReportForm(forms.Form):
 
 
 def report_csv(report: Report) -> HttpResponse:
-
+    """The report as CSV; its labels (model strings, names) are escaped by
+    CsvWriter, since clients choose model strings."""
     name = f"usage-by-{report.by}-{report.first_day:%Y%m%d}-{report.end_day:%Y%m%d}"
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-    writer = csv.writer(response, lineterminator="\n")
+    writer = CsvWriter(response)
     columns = ["requests", "errors", "prompt_tokens", "completion_tokens"]
     writer.writerow([report.by, *columns, "weighted_tokens"])
     for line in [*report.lines, None]:
