@@ -1,14 +1,23 @@
-"""allauth adapter: applies REGISTRATION_MODE, nothing else."""
+"""allauth adapters: the account adapter applies REGISTRATION_MODE and lets a
+fresh login count as a recent reauthentication; the MFA adapter pins WebAuthn
+to the public site and draws QR codes that can be scanned on either theme."""
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
+from urllib.parse import urlsplit
 
+import qrcode
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context
+from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
 from django.http import HttpRequest
+from qrcode.image.svg import SvgPathFillImage
 
 from accounts.models import User
+from accounts.reauth import reauthentication_due
 from accounts.services import user_mark_pending
 
 
@@ -25,3 +34,39 @@ class PorticoAccountAdapter(DefaultAccountAdapter):
         if commit:
             user.save()
         return user
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        # allauth asks for the password before two-factor set-up even a minute
+        # after the login; staff sent there from the admin would type it twice.
+        # As for API keys (accounts/reauth.py), a login within
+        # ACCOUNT_REAUTHENTICATION_TIMEOUT counts as recent.
+        required = super().is_reauthentication_required(app=app, **kwargs)
+        return required and (self.request is None or reauthentication_due(self.request))
+
+
+def webauthn_rp_id(request: HttpRequest) -> str:
+    """The WebAuthn relying party id: SITE_URL's host name when set, else the
+    host the request came to.
+
+    A security key or passkey belongs to one RP id for good. Pinning it to the
+    public name means a key added while the portal was reached some other way
+    (an internal name, a proxy's Host) fails at once, in the browser's origin
+    check, instead of being saved and then never working on the public site.
+    """
+    if settings.SITE_URL:
+        host = urlsplit(settings.SITE_URL).hostname
+        if host:
+            return host
+    return request.get_host().partition(":")[0]
+
+
+class PorticoMFAAdapter(DefaultMFAAdapter):
+    def get_public_key_credential_rp_entity(self) -> dict[str, str]:
+        return {"id": webauthn_rp_id(context.request), "name": settings.SITE_NAME}
+
+    def build_totp_svg(self, url: str) -> str:
+        # allauth's default SVG has a transparent background: on the dark theme
+        # the black modules sit on a dark card and phones cannot read them.
+        buffer = BytesIO()
+        qrcode.make(url, image_factory=SvgPathFillImage).save(buffer)
+        return buffer.getvalue().decode("utf8")

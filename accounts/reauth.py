@@ -4,7 +4,8 @@ allauth's `reauthentication_required` only counts explicit reauthentications;
 Portico also lets a fresh login count, so that someone who just signed in is
 not asked twice. `reauthentication_due` is the `enabled` test handed to the
 decorator: stale means no login or reauthentication in this session within
-ACCOUNT_REAUTHENTICATION_TIMEOUT seconds.
+ACCOUNT_REAUTHENTICATION_TIMEOUT seconds. The account adapter applies the same
+rule to allauth's own reauthentication checks (the two-factor pages).
 """
 
 from __future__ import annotations

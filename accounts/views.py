@@ -29,6 +29,7 @@ from accounts.selectors import (
     apikey_get,
     apikey_list,
     model_choices,
+    user_has_mfa,
 )
 from accounts.services import (
     PASTED_KEY_MESSAGE,
@@ -80,6 +81,8 @@ def _settings_page(
             "expiry_cap": apikey_expiry_cap(now=now),
             "max_days": settings.API_KEY_MAX_LIFETIME_DAYS,
             "base_url": api_base_url(request),
+            "mfa_enabled": user_has_mfa(user=user),
+            "staff_need_mfa": user.is_staff and settings.REQUIRE_STAFF_MFA,
         },
         status=status,
     )
