@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import apikey_revocation_log
 from accounts.keyformat import key_generate, text_holds_key
 from accounts.keysignal import apikey_generation_bump
 from accounts.models import ApiKey, User
@@ -186,10 +187,13 @@ def apikey_create(
 def apikey_revoke(*, key: ApiKey) -> ApiKey:
     """Stop a key for good, in every process within 2 seconds. Idempotent: the
     first revocation time is kept."""
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     key.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        # update() is invisible to the audit log: record the revocation itself.
+        apikey_revocation_log(key=key)
     apikey_generation_bump()
     return key
 

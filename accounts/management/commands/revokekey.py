@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.keyformat import key_parse
 from accounts.selectors import apikey_authenticate, apikey_get_by_lookup_id
 from accounts.services import apikey_revoke
+from portal.audit import audit_as_command
 
 
 class Command(BaseCommand):
@@ -40,6 +41,8 @@ class Command(BaseCommand):
             if key is None:
                 raise CommandError("No key has this lookup id.")
         already = key.revoked_at is not None
-        apikey_revoke(key=key)
+        # The audit log records the revocation as made by this command.
+        with audit_as_command("revokekey"):
+            apikey_revoke(key=key)
         verb = "was already revoked" if already else "revoked"
         self.stdout.write(f"Key {key.display} ({key.name!r} of {key.user}) {verb}.")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.selectors import user_get_by_username
 from accounts.services import apikey_create, user_create_for_keys
 from catalog.services import key_limits_set
+from portal.audit import audit_as_command
 
 
 class Command(BaseCommand):
@@ -59,6 +60,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The audit log records the user, key and limits made here as made by
+        # this command.
+        with audit_as_command("issuekey"):
+            self._issue(options)
+
+    def _issue(self, options: dict[str, Any]) -> None:
         for limit in ("rpm", "tpm"):
             if options[limit] is not None and options[limit] < 0:
                 raise CommandError(f"--{limit} must be 0 (unlimited) or more.")
