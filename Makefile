@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test check format services browser clean
+.PHONY: run test check audit format services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,39 @@ test: $(VENV)/.dev browser services
 check: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/bandit -c pyproject.toml -q -r .
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Known vulnerabilities in the pinned runtime dependencies and theirs, from
+# PyPI's advisory data (pip-audit). For operators and CI with network access;
+# neither `make test` nor `make check` runs it, as both must work offline.
+# Exit 1: vulnerabilities found (listed); 2: nothing could be audited.
+PIP_AUDIT_VERSION := 2.10.1
+# pip-audit asks PyPI's JSON API per release; this one has been there since 2024.
+AUDIT_PROBE := https://pypi.org/pypi/pip/24.0/json
+audit: | $(BIN)/python
+	@$(BIN)/pip-audit --version 2>/dev/null | grep -qF " $(PIP_AUDIT_VERSION)" \
+	  || $(BIN)/pip install -q pip-audit==$(PIP_AUDIT_VERSION)
+	@reason=$$($(BIN)/python -c "import urllib.request as r; \
+	  r.urlopen('$(AUDIT_PROBE)', timeout=15).close()" 2>&1 >/dev/null | tail -n 1); \
+	if [ -n "$$reason" ]; then \
+	  echo "make audit: PyPI's vulnerability data is unreachable, nothing was audited." >&2; \
+	  echo "  $(AUDIT_PROBE): $$reason" >&2; \
+	  echo "  Run it where pypi.org is reachable (directly or through HTTPS_PROXY)." >&2; \
+	  exit 2; \
+	fi
+	@# --strict: a dependency that could not be checked fails the audit.
+	@log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt 2>"$$log"; \
+	status=$$?; \
+	if grep -q '^Traceback' "$$log"; then \
+	  echo "make audit: pip-audit stopped: $$(tail -n 1 "$$log")" >&2; exit 2; \
+	elif grep -q 'could not be audited' "$$log"; then \
+	  cat "$$log" >&2; \
+	  echo "make audit: the dependencies above could not be checked." >&2; exit 2; \
+	fi; \
+	cat "$$log" >&2; exit $$status
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
@@ -114,11 +115,67 @@ class _KeyApiView(APIView):
         )
 
 
+# The OpenAPI description (drf-spectacular, /api/schema/): these APIViews build
+# their answers by hand, so the schema is told what they read and write.
+_ERROR = inline_serializer(
+    name="KeyApiError",
+    fields={
+        "error": inline_serializer(
+            name="KeyApiErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(
+                    child=serializers.ListField(child=serializers.CharField()),
+                    required=False,
+                ),
+            },
+        )
+    },
+)
+_ERRORS = {
+    400: OpenApiResponse(_ERROR, description="Invalid input (`fields`)."),
+    403: OpenApiResponse(
+        _ERROR,
+        description="Not logged in, CSRF failure, or `reauthentication_required` "
+        "(with `reauthenticate_url`).",
+    ),
+    404: OpenApiResponse(_ERROR, description="No such key of yours."),
+}
+# A new or rolled key: the record plus the raw key, shown this once.
+_ISSUED = {
+    "allOf": [
+        {"$ref": "#/components/schemas/ApiKey"},
+        {
+            "type": "object",
+            "properties": {
+                "key": {"type": "string"},
+                "expiry_capped": {"type": "boolean"},
+            },
+            "required": ["key", "expiry_capped"],
+        },
+    ]
+}
+
+
 class ApiKeyListView(_KeyApiView):
+    @extend_schema(
+        operation_id="keys_list",
+        responses={
+            200: inline_serializer(
+                name="ApiKeyList", fields={"data": ApiKeySerializer(many=True)}
+            ),
+            403: _ERRORS[403],
+        },
+    )
     def get(self, request: Request) -> Response:
         keys = apikey_list(user=request.user)
         return Response({"data": ApiKeySerializer(keys, many=True).data})
 
+    @extend_schema(
+        request=ApiKeyCreateSerializer,
+        responses={201: _ISSUED, 400: _ERRORS[400], 403: _ERRORS[403]},
+    )
     def post(self, request: Request) -> Response:
         self._require_recent_login(request)
         serializer = ApiKeyCreateSerializer(data=request.data)
@@ -128,17 +185,28 @@ class ApiKeyListView(_KeyApiView):
 
 
 class ApiKeyDetailView(_KeyApiView):
+    @extend_schema(
+        responses={200: ApiKeySerializer, 403: _ERRORS[403], 404: _ERRORS[404]}
+    )
     def get(self, request: Request, key_id: int) -> Response:
         return Response(ApiKeySerializer(self._key(request, key_id)).data)
 
 
 class ApiKeyRevokeView(_KeyApiView):
+    @extend_schema(
+        request=None,
+        responses={200: ApiKeySerializer, 403: _ERRORS[403], 404: _ERRORS[404]},
+    )
     def post(self, request: Request, key_id: int) -> Response:
         key = apikey_revoke(key=self._key(request, key_id))
         return Response(ApiKeySerializer(key).data)
 
 
 class ApiKeyRollView(_KeyApiView):
+    @extend_schema(
+        request=ApiKeyRollSerializer,
+        responses={201: _ISSUED, **_ERRORS},
+    )
     def post(self, request: Request, key_id: int) -> Response:
         key = self._key(request, key_id)
         self._require_recent_login(request)

@@ -238,7 +238,7 @@ def demo_backend_start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("wb")
     try:
-        process = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)
+        process = subprocess.Popen(  # noqa: S603 (fixed argv, no shell)  # nosec B603
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,

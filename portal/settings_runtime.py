@@ -28,9 +28,7 @@ MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 25 * 1024 * 1024, minimum=1024)
 # Seconds a client has to send a whole request body; a slower one gets 408.
 REQUEST_BODY_TIMEOUT = env_float("REQUEST_BODY_TIMEOUT", 60.0, minimum=1.0)
 # The largest chat turn the browser door reads (text and up to four images).
-CHAT_MAX_TURN_BYTES = env_int(
-    "CHAT_MAX_TURN_BYTES", 16 * 1024 * 1024, minimum=1024
-)
+CHAT_MAX_TURN_BYTES = env_int("CHAT_MAX_TURN_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Requests of one user refused before the rate limiter (unknown model, prompt
 # too long, bad body) per minute; beyond it they are refused with 429 at once.
 REFUSALS_PER_MINUTE = env_int("REFUSALS_PER_MINUTE", 60, minimum=1)

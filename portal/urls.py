@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     # The chat: the home page, its conversations and /api/conversations/.
@@ -14,4 +15,12 @@ urlpatterns = [
     path("", include("catalog.urls")),
     # Settings > Usage (usage, quota, CSV export).
     path("", include("usage.urls")),
+    # The OpenAPI description of /api/ (drf-spectacular), for logged-in users.
+    # The proxy's /v1/ is described in docs/openapi-v1.yaml.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
 ]
+
+# Under /api/ Django's own errors answer in the JSON API's shape too.
+handler400 = "portal.apierrors.api_bad_request"
+handler404 = "portal.apierrors.api_not_found"
+handler500 = "portal.apierrors.api_server_error"

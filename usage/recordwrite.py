@@ -91,7 +91,7 @@ def _json_insert_sql() -> str:
     unique = quote(fields["request_id"].column)
     # Names come from the model and every value is a parameter.
     return (
-        f"INSERT INTO {table} ({names}) SELECT {values}, %s "  # noqa: S608
+        f"INSERT INTO {table} ({names}) SELECT {values}, %s "  # noqa: S608  # nosec B608
         "FROM json_array_elements(%s::json) AS element "
         f"ON CONFLICT ({unique}) DO NOTHING"
     )
