@@ -62,6 +62,17 @@ def retry_count_of(headers: list[tuple[bytes, bytes]]) -> int:
     return int(value)
 
 
+def endpoint_label(endpoint: str) -> str:
+    """What logs, metrics and usage records call the endpoint. Never the
+    client's own text: a path like /v1/sk-.../models must not put a key (or
+    any made-up string) into a log line or a metric label."""
+    if endpoint in JSON_ENDPOINTS or endpoint in ("models", "audio/transcriptions"):
+        return endpoint
+    if endpoint.startswith("models/"):
+        return "models/retrieve"
+    return "unknown"
+
+
 async def _dispatch(exchange: Exchange, method: str, endpoint: str, path: str) -> None:
     if endpoint == "models" and method == "GET":
         await models_list(exchange)
@@ -169,7 +180,9 @@ async def proxy_application(
     request_id = "req_" + uuid.uuid4().hex
     endpoint = endpoint_of(scope["path"])
     outcome = RequestOutcome(
-        request_id=request_id, endpoint=endpoint, retry_count=retry_count_of(headers)
+        request_id=request_id,
+        endpoint=endpoint_label(endpoint),
+        retry_count=retry_count_of(headers),
     )
     response_headers = [(b"x-request-id", request_id.encode())]
 

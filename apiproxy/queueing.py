@@ -192,6 +192,14 @@ def queue_share_used(model: str) -> ProxyError:
     )
 
 
+def _place_check(queue: ModelQueue, user_id: int, public_model: str) -> None:
+    """Refuse a place in line when the queue, or this user's share, is full."""
+    if queue.waiting >= settings.QUEUE_MAX_WAITING:
+        raise queue_busy(public_model, None)
+    if queue.waiting_of(user_id) >= settings.QUEUE_MAX_WAITING_PER_USER:
+        raise queue_share_used(public_model)
+
+
 async def slot_wait(
     *,
     backend_id: int,
@@ -214,10 +222,7 @@ async def slot_wait(
         if lease is not None:
             queue_wait_observe(model=public_model, seconds=0.0)
             return lease
-    if queue.waiting >= settings.QUEUE_MAX_WAITING:
-        raise queue_busy(public_model, None)
-    if queue.waiting_of(user_id) >= settings.QUEUE_MAX_WAITING_PER_USER:
-        raise queue_share_used(public_model)
+    _place_check(queue, user_id, public_model)
     waiter = Waiter(user_id, browser, asyncio.get_running_loop().create_future())
     queue.add(waiter)
     deadline = waiter.enqueued_at + settings.QUEUE_TIMEOUT

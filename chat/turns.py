@@ -51,7 +51,7 @@ def turn_request_parse(raw: bytes) -> TurnRequest:
     and images as data URLs of common formats."""
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TurnRequestInvalid("The request is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise TurnRequestInvalid("The request must be a JSON object.")

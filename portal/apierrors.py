@@ -1,5 +1,6 @@
 """The JSON API's one error shape (/api/...): every DRF view answers
-`{"error": {"code", "message", ...}}`, set once in REST_FRAMEWORK.
+`{"error": {"code", "message", ...}}`, set once in REST_FRAMEWORK; Django's
+own 400, 404 and 500 answer in it too under /api/ (portal/urls.py handlers).
 
 An exception may add fields of its own through an `error_fields()` method
 (a link to follow, say), so that no app needs a handler of its own.
@@ -10,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -51,3 +55,46 @@ def _error_body(exc: Exception, status_code: int) -> dict[str, Any]:
     if status_code == status.HTTP_403_FORBIDDEN:
         return {"code": "permission_denied", "message": "Not allowed."}
     return {"code": "not_found", "message": "Not found."}
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, with nesting too deep for Python's parser answered
+    as a 400 (ParseError) instead of a crash."""
+
+    def parse(
+        self, stream: Any, media_type: Any = None, parser_context: Any = None
+    ) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
+def _json_for_api(
+    request: HttpRequest, status_code: int, code: str, message: str
+) -> HttpResponse | None:
+    if not request.path.startswith("/api/"):
+        return None
+    return JsonResponse(
+        {"error": {"code": code, "message": message}}, status=status_code
+    )
+
+
+def api_bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host...) in
+    the JSON API's shape under /api/, Django's page elsewhere."""
+    return _json_for_api(
+        request, 400, "bad_request", "The request could not be read."
+    ) or defaults.bad_request(request, exception)
+
+
+def api_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _json_for_api(
+        request, 404, "not_found", "Not found."
+    ) or defaults.page_not_found(request, exception)
+
+
+def api_server_error(request: HttpRequest) -> HttpResponse:
+    return _json_for_api(
+        request, 500, "server_error", "The server failed to handle this request."
+    ) or defaults.server_error(request)

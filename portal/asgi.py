@@ -20,6 +20,7 @@ from apiproxy.app import PROXY_PATH_PATTERN, proxy_application  # noqa: E402
 from apiproxy.lifespan import lifespan_application, requests_tracked  # noqa: E402
 from chat.stream import STREAM_PATH, chat_stream_application  # noqa: E402
 from ops.probes import PROBE_PATH_PATTERN, probes_application  # noqa: E402
+from portal.bodyguard import body_deadline  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -33,7 +34,8 @@ application = ProtocolTypeRouter(
                     # The chat's streaming call: session + CSRF, then the proxy's
                     # pipeline as browser traffic (apiproxy.browser).
                     re_path(rf"^{STREAM_PATH}$", chat_stream_application),
-                    re_path(r"", django_application),
+                    # Django reads bodies without a deadline: it gets one here.
+                    re_path(r"", body_deadline(django_application)),
                 ]
             )
         ),

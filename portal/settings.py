@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # NUL in a query string would reach PostgreSQL and fail there (portal/nulguard.py).
+    "portal.nulguard.RejectNulMiddleware",
     # A strict Content-Security-Policy on every page (portal/csp.py).
     "portal.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -83,11 +85,14 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Records who made each audited change, and from which address.
-    "auditlog.middleware.AuditlogMiddleware",
+    # Records who made each audited change, and from which address (the one
+    # the ASGI server vouches for, never a raw X-Forwarded-For; portal/audit.py).
+    "portal.audit.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # After authentication and messages: REQUIRE_STAFF_MFA for /admin/.
+    "accounts.middleware.StaffMFARequiredMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -179,6 +184,23 @@ ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_SECONDS", 300, mini
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 LOGIN_URL = "account_login"
+# Failed logins counted per client address and per account name; past either
+# limit even the right password is refused until the window has passed. The
+# admin login is sent through allauth (portal/admin.py), so staff get the same
+# limits and two-factor step. Counts live in the default cache: Redis is shared
+# by every process, the in-process fallback counts per process.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# Two-factor authentication (allauth.mfa), offered to everyone under Settings >
+# Account: an authenticator app, security keys and passkeys, recovery codes.
+MFA_ADAPTER = "accounts.adapter.PorticoMFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+# A passkey is phishing-resistant and counts as both factors, so it may replace
+# the password; password logins of users with MFA still ask for the second step.
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = SITE_NAME
+# Staff without an authenticator app or security key are sent to set one up
+# before any admin page (accounts/middleware.py).
+REQUIRE_STAFF_MFA = env_bool("REQUIRE_STAFF_MFA", not DEBUG)
 
 # E-mail: SMTP when EMAIL_HOST is set, else printed on the console.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
@@ -224,6 +246,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "portal.apierrors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["portal.apierrors.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 # --- API keys (accounts) ---------------------------------------------------

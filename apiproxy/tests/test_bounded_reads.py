@@ -164,3 +164,16 @@ async def test_the_multipart_scan_reads_each_byte_a_bounded_number_of_times(
     )
     assert match.group("value") == b"w" and not more
     assert sum(scanned) < 2 * len(upload)
+
+
+def test_a_key_in_the_path_never_reaches_the_log_or_the_meter(
+    proxy: ProxyRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "sk-ptc_" + "Q" * 40
+    with caplog.at_level("INFO"), proxy.http() as http:
+        response = http.get(f"/v1/{secret}/models")
+        retrieve = http.get(f"/v1/models/{secret}")
+    assert response.status_code == retrieve.status_code == 404
+    record = proxy.usage_record(response.headers["x-request-id"])
+    assert record.endpoint == "unknown"
+    assert secret not in caplog.text
