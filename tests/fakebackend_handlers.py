@@ -14,6 +14,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from tests import fakebackend_payloads as wire
 
@@ -233,7 +234,11 @@ class _Handlers:
 
     async def transcriptions(self, request: web.Request) -> web.Response:
         record = request[RECORD]
-        for name, value in (await request.post()).items():
+        try:
+            form = await request.post()
+        except (BadHttpMessage, ValueError):  # a malformed multipart part
+            return _error(400, self.fake.behaviour)
+        for name, value in form.items():
             if isinstance(value, web.FileField):
                 record.form[name] = {
                     "filename": value.filename,

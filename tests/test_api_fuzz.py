@@ -96,14 +96,7 @@ V1_MODELS = {
 # fails until the finding is fixed, then XPASS fails the suite as a reminder
 # to delete its line here.
 API_XFAILS: dict[str, Any] = {}
-V1_XFAILS = {
-    "POST /v1/audio/transcriptions": pytest.mark.xfail(
-        strict=True,
-        reason="the fake backend (tests/fakebackend_handlers.py transcriptions) "
-        "answers 500 to a multipart part whose name holds control characters "
-        "(aiohttp InvalidHeader, unhandled), so the proxy rightly answers 502",
-    ),
-}
+V1_XFAILS: dict[str, Any] = {}
 # Requests that found a failure, sent before the generated ones. NUL in the
 # search once reached PostgreSQL, which refuses it in text: 500 (now refused
 # with 400 before any view runs).
