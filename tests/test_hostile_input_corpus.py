@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
@@ -210,3 +211,44 @@ def test_a_client_that_leaves_mid_body_costs_nothing(proxy: ProxyRig) -> None:
                 b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
             )
     assert httpx.get(proxy.server.url + "/healthz", timeout=5).status_code == 200
+
+
+FORM_VALUES = {
+    "NUL": "a\x00b",
+    "lone surrogate": "a\udc80b",
+    "control characters": "\x01\x1b[31m\x7f",
+    "formula": '=HYPERLINK("http://x")',
+    "huge": "9" * 100_000,
+}
+
+
+@pytest.mark.parametrize("name", list(FORM_VALUES))
+def test_forms_answer_hostile_fields_with_a_form_error_never_a_5xx(
+    proxy: ProxyRig, name: str
+) -> None:
+    """The pages' forms (a new key, an access request, a log-in), posted as a
+    browser does, with the session and CSRF token."""
+    cookies = session_cookies(proxy.user)
+    value = FORM_VALUES[name].encode("utf-8", "surrogatepass")
+    forms = {
+        "/settings/account/keys/": {b"name": value, b"expires_on": value},
+        "/settings/access/": {b"group": value, b"use_case": value},
+        "/accounts/login/": {b"login": value, b"password": value},
+    }
+    with httpx.Client(
+        base_url=proxy.server.url,
+        cookies=cookies,
+        headers={"x-csrftoken": cookies["csrftoken"], "referer": proxy.server.url},
+        timeout=30,
+    ) as http:
+        for path, fields in forms.items():
+            body = b"&".join(
+                quote_from_bytes(k).encode() + b"=" + quote_from_bytes(v).encode()
+                for k, v in fields.items()
+            )
+            response = http.post(
+                path,
+                content=body,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert response.status_code < 500, (path, name, response.status_code)
