@@ -29,6 +29,7 @@ from accounts.services import (
     apikey_revoke,
     apikey_roll,
 )
+from portal.apierrors import API_ERROR_SCHEMA
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -117,22 +118,7 @@ class _KeyApiView(APIView):
 
 # The OpenAPI description (drf-spectacular, /api/schema/): these APIViews build
 # their answers by hand, so the schema is told what they read and write.
-_ERROR = inline_serializer(
-    name="KeyApiError",
-    fields={
-        "error": inline_serializer(
-            name="KeyApiErrorBody",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(
-                    child=serializers.ListField(child=serializers.CharField()),
-                    required=False,
-                ),
-            },
-        )
-    },
-)
+_ERROR = API_ERROR_SCHEMA
 _ERRORS = {
     400: OpenApiResponse(_ERROR, description="Invalid input (`fields`)."),
     403: OpenApiResponse(

@@ -31,6 +31,7 @@ from chat.selectors import (
     message_list,
 )
 from chat.services import conversation_create, conversation_delete, conversation_update
+from portal.apierrors import API_ERROR_SCHEMA
 
 SYSTEM_PROMPT_MAX_LENGTH = 20_000
 
@@ -143,22 +144,7 @@ _DETAIL = inline_serializer(
         "messages": serializers.ListField(child=_MESSAGE),
     },
 )
-_ERROR = inline_serializer(
-    name="ConversationApiError",
-    fields={
-        "error": inline_serializer(
-            name="ConversationApiErrorBody",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "fields": serializers.DictField(
-                    child=serializers.ListField(child=serializers.CharField()),
-                    required=False,
-                ),
-            },
-        )
-    },
-)
+_ERROR = API_ERROR_SCHEMA
 _ERRORS = {
     400: OpenApiResponse(_ERROR, description="Invalid input (`fields`)."),
     403: OpenApiResponse(_ERROR, description="Not logged in, or CSRF failure."),

@@ -13,11 +13,31 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+# The error shape in the OpenAPI description (drf-spectacular, /api/schema/):
+# one component, shared by every APIView that documents its errors.
+API_ERROR_SCHEMA = inline_serializer(
+    name="ApiError",
+    fields={
+        "error": inline_serializer(
+            name="ApiErrorBody",
+            fields={
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(
+                    child=serializers.ListField(child=serializers.CharField()),
+                    required=False,
+                ),
+            },
+        )
+    },
+)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
