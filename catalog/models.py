@@ -11,13 +11,23 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from catalog.baseurl import base_url_validate
 from catalog.crypto import EncryptedTextField
+from catalog.discovery import model_id_problem
 
 CAPABILITIES = ("chat", "completions", "embeddings", "transcription", "vision")
+
+
+def model_id_validate(value: str) -> None:
+    """The rule discovery applies to ids backends list (catalog.discovery),
+    for names staff type in admin too: they reach pages, logs and SSE lines."""
+    problem = model_id_problem(value)
+    if problem:
+        raise ValidationError(f"This model id is not usable: {problem}.")
 
 
 def context_window_default() -> int:
@@ -84,6 +94,7 @@ class Model(models.Model):
         "model id",
         max_length=200,
         unique=True,
+        validators=[model_id_validate],
         help_text="The name users pass as `model`.",
     )
     display_name = models.CharField(max_length=200, blank=True)

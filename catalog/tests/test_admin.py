@@ -195,3 +195,15 @@ def test_editing_only_the_display_name_does_not_lock(admin_client_: Client) -> N
     assert response.status_code == 302, response.content.decode()[:2000]
     model.refresh_from_db()
     assert model.display_name == "Llama" and not model.capabilities_locked
+
+
+@pytest.mark.parametrize("bad", ["bell\x07model", "zero\u200bwidth", " padded"])
+def test_a_model_id_staff_type_follows_discovery_s_rule(bad: str) -> None:
+    """Ids reach pages, log lines and SSE comments: control and invisible
+    characters are refused in admin as discovery refuses them."""
+    from django.core.exceptions import ValidationError
+
+    model = Model(public_id=bad)
+    with pytest.raises(ValidationError) as refused:
+        model.full_clean(exclude=["context_window"])
+    assert "public_id" in refused.value.message_dict

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from catalog.management.commands._discovery_output import discovery_print
 from catalog.models import Backend
 from catalog.services import backend_add, backend_discover_models
+from portal.audit import audit_as_command
 
 
 class Command(BaseCommand):
@@ -38,6 +39,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The audit log records the changes as made by this command.
+        with audit_as_command("addbackend"):
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         try:
             backend = backend_add(
                 name=options["name"],

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from catalog.management.commands._discovery_output import discovery_print
 from catalog.selectors import backend_get
 from catalog.services import backend_discover_all, backend_discover_models
+from portal.audit import audit_as_command
 
 
 class Command(BaseCommand):
@@ -21,6 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("name", nargs="?")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The audit log records the changes as made by this command.
+        with audit_as_command("discovermodels"):
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         if options["name"]:
             backend = backend_get(name=options["name"])
             if backend is None:

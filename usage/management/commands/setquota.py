@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
+from portal.audit import audit_as_command
 from usage.periods import PERIODS
 from usage.services import quota_clear, quota_set
 
@@ -29,6 +30,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The audit log records the changes as made by this command.
+        with audit_as_command("setquota"):
+            self._handle(**options)
+
+    def _handle(self, **options: Any) -> None:
         target: dict[str, Any] = {}
         if options["user"]:
             user = User.objects.filter(username=options["user"]).first()
