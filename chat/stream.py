@@ -94,12 +94,16 @@ class ChatTurn:
         conversation = Conversation.objects.filter(pk=self.conversation_id).first()
         if conversation is None or self.turn is None:
             return
-        question = conversation_turn_start(
-            conversation=conversation,
-            action=self.turn.action,
-            content=self.turn.content,
-            images=self.turn.images,
-        )
+        try:
+            question = conversation_turn_start(
+                conversation=conversation,
+                action=self.turn.action,
+                content=self.turn.content,
+                images=self.turn.images,
+            )
+        except TurnError as error:
+            # The conversation changed since `prepare` (another tab).
+            raise ProxyError(409, str(error), code="invalid_turn") from None
         self.question_id = question.pk
 
     def finish(self, *, result: BrowserResult) -> None:

@@ -161,3 +161,23 @@ def test_images_go_to_vision_models_and_become_a_note_for_others(alice: Any) -> 
 def test_it_refuses_malformed_turn_requests(raw: bytes) -> None:
     with pytest.raises(TurnRequestInvalid):
         turn_request_parse(raw)
+
+
+def test_a_turn_the_conversation_no_longer_allows_is_refused_at_admission(
+    alice: Any,
+) -> None:
+    """Between the browser door's two hops another tab may change the
+    conversation: recording the turn then refuses cleanly (409), never 500."""
+    from apiproxy.errors import ProxyError
+    from chat.services import conversation_create
+    from chat.stream import ChatTurn
+    from chat.turns import TurnRequest
+
+    conversation = conversation_create(user=alice, model="m")
+    turn = ChatTurn()
+    turn.conversation_id = conversation.pk
+    turn.turn = TurnRequest(conversation.pk, "regenerate", "", ())
+    with pytest.raises(ProxyError) as refused:
+        turn.admitted()
+    assert refused.value.status == 409
+    assert not Message.objects.exists()
