@@ -80,3 +80,11 @@ class AccessKeysMasked(logging.Filter):
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+def access_mask_install() -> None:
+    """Put the mask on uvicorn's access logger, keeping its handlers: with
+    `--no-access-log` uvicorn gives it none, and that choice must stand.
+    (Django's LOGGING cannot add a filter to a logger without replacing its
+    handlers.) Adding it twice is harmless: equal filters are added once."""
+    logging.getLogger("uvicorn.access").addFilter(AccessKeysMasked())

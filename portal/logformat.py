@@ -78,16 +78,6 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
             "django.db.backends": {"level": "INFO"},
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
-            # uvicorn's access line holds the query string, where a client may
-            # have put its key: it passes the mask in either format. Django
-            # applies this when uvicorn loads the app, after uvicorn's own
-            # config, so the image and `make run` alike log through it; no level
-            # here, so that uvicorn's --log-level still chooses (see deploy.md).
-            "uvicorn.access": {
-                "handlers": ["console"],
-                "filters": ["access_keys_masked"],
-                "propagate": False,
-            },
         },
     }
     if log_format == "json":
@@ -98,4 +88,11 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
                 "level": "INFO",
                 "propagate": False,
             }
+        # The access line too; its key mask is added in PortalConfig.ready
+        # (portal.accesslog), in this format and in uvicorn's plain one alike.
+        config["loggers"]["uvicorn.access"] = {
+            "handlers": ["console"],
+            "filters": ["access_keys_masked"],
+            "propagate": False,
+        }
     return config

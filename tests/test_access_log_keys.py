@@ -206,3 +206,19 @@ def test_a_key_in_the_url_never_reaches_the_server_s_output(
     assert "GET /v1/models?limit=5&q=*** HTTP/1.1" in output
     assert "GET /v1/models?token=*** HTTP/1.1" in output
     assert "portico.requests" in output
+
+
+def test_no_access_log_still_silences_the_access_lines(
+    server_start: Callable[..., tuple[Server, str]],
+) -> None:
+    """The mask is added beside uvicorn's handlers, not in place of them: an
+    operator's --no-access-log keeps its meaning (plain format)."""
+    server, url = server_start(
+        lambda port: [*image_command(port), "--no-access-log"],
+        LOG_FORMAT="plain",
+        LOG_LEVEL="info",
+    )
+    for _ in range(3):
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    time.sleep(0.3)
+    assert "GET /healthz" not in server.stop()
