@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from catalog.models import Backend
 from catalog.services import backend_add
+from catalog.tests.test_admin import backend_form
 from tests.fakebackend import FakeBackend
 
 pytestmark = pytest.mark.django_db
@@ -94,24 +95,13 @@ def staff_client(staff: Any) -> Client:
     return client
 
 
-def change_form(backend: Backend, **changes: Any) -> dict[str, Any]:
-    return {
-        "name": backend.name,
-        "base_url": backend.base_url,
-        "api_key": "",
-        "enabled": "on",
-        "pool": backend.pool,
-        "max_concurrency": backend.max_concurrency,
-    } | changes
-
-
 def test_admin_asks_for_the_key_again_when_the_base_url_moves_host(
     staff_client: Client, fake_backend_factory: Any
 ) -> None:
     old_host, new_host = fake_backend_factory(), fake_backend_factory()
     backend = backend_add(name="gpu01", base_url=old_host.base_url, api_key=OLD_KEY)
     url = reverse("admin:catalog_backend_change", args=[backend.pk])
-    refused = staff_client.post(url, change_form(backend, base_url=new_host.base_url))
+    refused = staff_client.post(url, backend_form(backend, base_url=new_host.base_url))
     assert refused.status_code == 200
     assert "the stored key is never sent there" in str(
         refused.context["adminform"].form.errors["api_key"]
@@ -120,7 +110,7 @@ def test_admin_asks_for_the_key_again_when_the_base_url_moves_host(
     assert (backend.base_url, backend.api_key) == (old_host.base_url, OLD_KEY)
     assert new_host.requests() == []
     moved = staff_client.post(
-        url, change_form(backend, base_url=new_host.base_url, api_key="sk-new")
+        url, backend_form(backend, base_url=new_host.base_url, api_key="sk-new")
     )
     assert moved.status_code == 302
     backend.refresh_from_db()
@@ -135,7 +125,7 @@ def test_admin_moves_a_backend_whose_key_is_removed(
     backend = backend_add(name="gpu01", base_url=old_host.base_url, api_key=OLD_KEY)
     url = reverse("admin:catalog_backend_change", args=[backend.pk])
     response = staff_client.post(
-        url, change_form(backend, base_url=new_host.base_url, clear_api_key="on")
+        url, backend_form(backend, base_url=new_host.base_url, clear_api_key="on")
     )
     assert response.status_code == 302
     backend.refresh_from_db()
@@ -149,7 +139,7 @@ def test_admin_keeps_the_key_for_a_new_path_on_the_same_host(
     backend = backend_add(name="gpu01", base_url=fake_backend.base_url, api_key=OLD_KEY)
     url = reverse("admin:catalog_backend_change", args=[backend.pk])
     response = staff_client.post(
-        url, change_form(backend, base_url=fake_backend.root_url + "/api/v1")
+        url, backend_form(backend, base_url=fake_backend.root_url + "/api/v1")
     )
     assert response.status_code == 302
     backend.refresh_from_db()
