@@ -173,11 +173,6 @@ class StreamObserver:
     def usage_source(self) -> str:
         return "reported" if self.completion_tokens is not None else "counted"
 
-    def flush(self) -> bytes:
-        """Whatever incomplete event is left when the upstream ends."""
-        rest, self.pending = self.pending, b""
-        return rest
-
 
 def _event_data(event: bytes) -> bytes:
     """The data of one SSE event: its `data:` lines, joined (the spec's rule),

@@ -325,6 +325,19 @@ async def relay_stream(
         try:
             async for data in response.content.iter_any():
                 out = observer.feed(data)
+                if observer.done:
+                    # [DONE] goes out as the response's last message: a client
+                    # that hangs up once it has read it has not interrupted
+                    # anything (whatever the backend still sends is dropped).
+                    _stream_end(outcome, observer)
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": rewrite(out),
+                            "more_body": False,
+                        }
+                    )
+                    return
                 if out:
                     await send(
                         {
@@ -345,18 +358,16 @@ async def relay_stream(
     except aiohttp.ClientError:
         await _stream_fail(send, outcome, stream_interrupted(observer.model))
         return
-    if not observer.done:
-        # The backend closed the stream without [DONE]: it died mid-answer.
-        await _stream_fail(send, outcome, stream_interrupted(observer.model))
-        return
+    # The backend closed the stream without [DONE]: it died mid-answer.
+    await _stream_fail(send, outcome, stream_interrupted(observer.model))
+
+
+def _stream_end(outcome: RequestOutcome, observer: StreamObserver) -> None:
     if observer.failed:
         # The backend reported an error in the stream (relayed as it came).
         outcome.finish_reason, outcome.status = "backend_error", 502
     else:
         outcome.finish_reason = observer.finish_reason or "stop"
-    await send(
-        {"type": "http.response.body", "body": observer.flush(), "more_body": False}
-    )
 
 
 async def _stream_fail(send: Send, outcome: RequestOutcome, error: ProxyError) -> None:

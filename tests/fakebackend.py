@@ -73,6 +73,7 @@ class Behaviour:
     die_after_chunks: int | None = None  # close the connection abruptly
     error_after_chunks: int | None = None  # send an SSE error event, then end
     end_after_chunks: int | None = None  # end the stream cleanly, no [DONE]
+    linger_after_done: float = 0.0  # seconds the stream stays open after [DONE]
     # A backend that is not to be trusted (the proxy must not believe it).
     pieces: list[str] | None = None  # the answer verbatim, one chunk per piece
     usage_reported: dict[str, Any] | None = None  # merged over the true usage

@@ -205,12 +205,14 @@ class _Handlers:
                 }
                 await response.write(wire.sse(error))
                 await response.write(wire.sse("[DONE]"))
+                await asyncio.sleep(b.linger_after_done)
                 return response
             if is_token and tokens_sent and b.token_delay:
                 await asyncio.sleep(b.token_delay)
             await response.write(data)
             record.chunks_sent += 1
             tokens_sent += is_token
+        await asyncio.sleep(b.linger_after_done)
         await response.write_eof()
         return response
 

@@ -107,3 +107,29 @@ def test_load_is_spread_over_backends_by_least_in_flight(
     second_count = len(second.requests("/v1/chat/completions"))
     assert first_count + second_count == 8
     assert 2 <= first_count <= 6
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "finish_reason"),
+    [({}, "stop"), ({"error_after_chunks": 3}, "backend_error")],
+    ids=["answer", "error event"],
+)
+def test_a_client_that_hangs_up_after_done_interrupted_nothing(
+    proxy: ProxyRig, behaviour: dict, finish_reason: str
+) -> None:
+    """The backend keeps the stream open after [DONE]; the SDK hangs up as soon
+    as it has read it. The answer was complete: the meter must not call it a
+    client disconnect."""
+    for name, value in {"linger_after_done": 2.0, **behaviour}.items():
+        setattr(proxy.backend.behaviour, name, value)
+    body = {"model": "fake-chat", "messages": MESSAGES, "stream": True}
+    with (
+        proxy.http() as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if line == "data: [DONE]":
+                break
+    record = proxy.usage_record(request_id)
+    assert record.finish_reason == finish_reason
