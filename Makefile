@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test check audit format services browser clean
+.PHONY: run test check audit format services browser saml-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,21 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# Debian's xmlsec1: the test SAML IdP (pysaml2) signs its assertions with it.
+# (python3-saml's `xmlsec` module comes as a wheel; without one for this
+# platform pip builds it against libxmlsec1-dev, installed here too.)
+saml-tools:
+	@if [ ! -x /usr/bin/xmlsec1 ] || [ ! -e /usr/include/xmlsec1/xmlsec/xmlsec.h ]; then \
+	  echo "Installing Debian's xmlsec1 and libxmlsec1-dev for the SAML tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xmlsec1 libxmlsec1-dev pkg-config >/dev/null; \
+	fi
+
 # Start PostgreSQL and Redis when they are installed but not running.
 services:
 	@scripts/services_up.sh
 
-test: $(VENV)/.dev browser services
+test: saml-tools $(VENV)/.dev browser services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_CONN_MAX_AGE=0 \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 

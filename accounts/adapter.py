@@ -10,10 +10,13 @@ from urllib.parse import urlsplit
 
 import qrcode
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.stagekit import clear_login
 from allauth.core import context
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 from qrcode.image.svg import SvgPathFillImage
 
 from accounts.models import User
@@ -21,9 +24,32 @@ from accounts.reauth import reauthentication_due
 from accounts.services import user_mark_pending
 
 
+def local_login_allowed(*, user: User) -> bool:
+    """LOCAL_LOGIN: may `user` sign in with a password (or a passkey) here?"""
+    if settings.LOCAL_LOGIN == "on":
+        return True
+    return settings.LOCAL_LOGIN == "staff-only" and user.is_staff
+
+
 class PorticoAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        return settings.REGISTRATION_MODE != "closed"
+        # Password sign-ups; first sign-ins through a provider are the
+        # socialaccount adapter's call (sso/adapter.py).
+        return settings.REGISTRATION_MODE != "closed" and settings.LOCAL_LOGIN == "on"
+
+    def pre_login(
+        self, request: HttpRequest, user: User, **kwargs: Any
+    ) -> HttpResponse | None:
+        through_provider = "sociallogin" in (kwargs.get("signal_kwargs") or {})
+        if not through_provider and not local_login_allowed(user=user):
+            clear_login(request)
+            return render(
+                request,
+                "account/local_login_refused.html",
+                {"staff_only": settings.LOCAL_LOGIN == "staff-only"},
+                status=403,
+            )
+        return super().pre_login(request, user, **kwargs)
 
     def save_user(
         self, request: HttpRequest, user: User, form: Any, commit: bool = True
@@ -34,6 +60,20 @@ class PorticoAccountAdapter(DefaultAccountAdapter):
         if commit:
             user.save()
         return user
+
+    def get_reauthentication_methods(self, user: Any) -> list[dict[str, str]]:
+        methods = super().get_reauthentication_methods(user)
+        # Accounts made by a sign-in through an institution have no password:
+        # signing in there again is how they confirm it is them.
+        if user.is_authenticated and user.socialaccount_set.exists():
+            methods.append(
+                {
+                    "id": "sso",
+                    "description": "Sign in again through your institution",
+                    "url": reverse("sso_reauthenticate"),
+                }
+            )
+        return methods
 
     def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
         # allauth asks for the password before two-factor set-up even a minute

@@ -67,6 +67,7 @@ from portal.dbthread import in_db_thread
 __all__ = [
     "GENERATION_KEY",
     "KeyCache",
+    "KeySignInRequired",
     "KeyThrottled",
     "LastUsedWriter",
     "Principal",
@@ -92,6 +93,11 @@ _Slot = tuple[str, tuple[int, int]]
 
 def _principal_load(raw_key: str) -> KeyLookup:
     return apikey_lookup(raw_key=raw_key)
+
+
+class KeySignInRequired(Exception):
+    """The key is sound but its owner has not signed in through their provider
+    within SSO_REVALIDATE_DAYS; one sign-in in the browser brings it back."""
 
 
 class KeyThrottled(Exception):
@@ -235,9 +241,12 @@ class KeyCache:
         else:
             self._budget_check(client, now)
             principal = await self._load(digest, raw_key, generation)
-        if principal is None or principal.is_expired_at(datetime.now(UTC)):
+        wall_now = datetime.now(UTC)
+        if principal is None or principal.is_expired_at(wall_now):
             self._failure_note(client)
             return None
+        if principal.sign_in_lapsed_at(wall_now):
+            raise KeySignInRequired
         self._note_use(principal.key_id, now)
         return principal
 

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
+from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from accounts.keyformat import (
@@ -42,12 +43,18 @@ class Principal:
     allowed_models: tuple[str, ...] | None
     expires_at: datetime | None
     browser: bool = False
+    # SSO_REVALIDATE_DAYS: when the user's last sign-in through a provider
+    # gets too old for keys to work (None: no provider, or the check is off).
+    sign_in_due_at: datetime | None = None
 
     def allows_model(self, public_id: str) -> bool:
         return self.allowed_models is None or public_id in self.allowed_models
 
     def is_expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
+
+    def sign_in_lapsed_at(self, now: datetime) -> bool:
+        return self.sign_in_due_at is not None and self.sign_in_due_at <= now
 
 
 def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
@@ -117,7 +124,22 @@ def _principal_of(key: ApiKey) -> Principal:
         group_ids=group_ids,
         allowed_models=None if allowed is None else tuple(allowed),
         expires_at=key.expires_at,
+        sign_in_due_at=sso_sign_in_due_at(user_id=key.user_id),
     )
+
+
+def sso_sign_in_due_at(*, user_id: int) -> datetime | None:
+    """When the keys of a user who signs in through a provider stop working
+    for want of a fresh sign-in there (SSO_REVALIDATE_DAYS; leavers lose
+    access once their institution stops letting them in). None for users with
+    no provider, and always when the check is off (no query then)."""
+    days = settings.SSO_REVALIDATE_DAYS
+    if not days:
+        return None
+    latest = SocialAccount.objects.filter(user_id=user_id).aggregate(
+        latest=Max("last_login")
+    )["latest"]
+    return None if latest is None else latest + timedelta(days=days)
 
 
 def apikey_list(*, user: User) -> QuerySet[ApiKey]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import DatabaseError
 
-from accounts.keycache import KeyThrottled, key_principal_get
+from accounts.keycache import KeySignInRequired, KeyThrottled, key_principal_get
 from accounts.keyformat import key_from_asgi_headers
 from accounts.selectors import Principal
 from apiproxy.errors import ProxyError
@@ -16,12 +17,21 @@ from apiproxy.http import Headers
 logger = logging.getLogger(__name__)
 
 
-def _unauthorized(message: str) -> ProxyError:
+def _unauthorized(message: str, code: str = "invalid_api_key") -> ProxyError:
     return ProxyError(
         401,
         message,
-        code="invalid_api_key",
+        code=code,
         headers=[(b"www-authenticate", b'Bearer realm="portico"')],
+    )
+
+
+def sign_in_required_message() -> str:
+    where = f" at {settings.SITE_URL}/accounts/login/" if settings.SITE_URL else ""
+    return (
+        "This API key is paused: you have not signed in to Portico through "
+        f"your institution in the last {settings.SSO_REVALIDATE_DAYS} days. "
+        f"Sign in once in the browser{where} and the key works again."
     )
 
 
@@ -37,6 +47,8 @@ async def principal_authenticate(headers: Headers, *, client: str = "") -> Princ
         )
     try:
         principal = await key_principal_get(raw_key, client=client)
+    except KeySignInRequired:
+        raise _unauthorized(sign_in_required_message(), "sign_in_required") from None
     except KeyThrottled:
         raise ProxyError(
             429,

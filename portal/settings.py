@@ -63,10 +63,14 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
     "auditlog",
     "drf_spectacular",
     "portal",
     "accounts",
+    "sso",
     "catalog",
     "apiproxy",
     "usage",
@@ -292,3 +296,6 @@ SESSION_COOKIE_HTTPONLY = True
 # Portico's own knobs: the proxy, metering and quotas, the catalog, operations
 # (and the Celery beat schedule of their periodic jobs).
 from portal.settings_runtime import *  # noqa: E402, F403
+
+# Sign-in through institutions (OpenID Connect, SAML; docs/sso.md).
+from portal.settings_sso import *  # noqa: E402, F403

@@ -2,12 +2,26 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from sso import views as sso_views
+
 urlpatterns = [
     # The chat: the home page, its conversations and /api/conversations/.
     path("", include("chat.urls")),
     # The operations dashboard (ops), before admin/ claims the path.
     path("", include("ops.urls")),
     path("admin/", admin.site.urls),
+    # "Choose your institution" (sso): search, start a sign-in, sign in again.
+    path("accounts/institutions/", include("sso.urls")),
+    path(
+        "accounts/saml/<str:organization_slug>/acs/finish/",
+        sso_views.saml_finish_acs,
+        name="saml_finish_acs",
+    ),
+    path(
+        "accounts/oidc/<str:provider_id>/login/callback/",
+        sso_views.oidc_callback,
+        name="openid_connect_callback",
+    ),
     path("accounts/", include("allauth.urls")),
     # Settings > Account and /api/keys/ (API keys).
     path("", include("accounts.urls")),

@@ -31,7 +31,12 @@ from portal.demobackend import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
-SETTINGS = (ROOT / "portal" / "settings.py", ROOT / "portal" / "settings_runtime.py")
+SETTINGS = (
+    ROOT / "portal" / "settings.py",
+    ROOT / "portal" / "settings_runtime.py",
+    ROOT / "portal" / "settings_sso.py",
+    ROOT / "portal" / "env_sso.py",
+)
 
 # Variables in docker/.env.example that settings do not read: compose's own
 # interpolation and the uvicorn process. Every other line must be a setting.

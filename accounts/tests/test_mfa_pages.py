@@ -14,7 +14,7 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.tests.conftest import login
-from portal.csp import POLICY
+from portal.csp import SIGN_IN_POLICY
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ MFA_PAGES = [
 def assert_runs_under_the_policy(response) -> None:  # type: ignore[no-untyped-def]
     """No code the policy would block: every script is a static file or a JSON
     data block (which browsers never execute), and no inline styles."""
-    assert response["Content-Security-Policy"] == POLICY
+    assert response["Content-Security-Policy"] == SIGN_IN_POLICY
     page = response.content.decode()
     for tag in re.findall(r"<script\b[^>]*>", page):
         assert 'src="/static/' in tag or 'type="application/json"' in tag, tag
