@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from allauth.account.internal.decorators import login_not_required
 from allauth.account.utils import get_next_redirect_url
-from allauth.socialaccount.providers.saml import views as allauth_saml_views
+from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
-from django.core.exceptions import PermissionDenied
-from allauth.socialaccount.adapter import get_adapter
+from allauth.socialaccount.providers.saml import views as allauth_saml_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse

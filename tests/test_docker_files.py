@@ -273,6 +273,15 @@ def test_the_image_steps_collect_static_serve_and_pass_the_healthcheck(
         timeout=120,
     )
     assert (tmp_path / "staticfiles" / "staticfiles.json").exists()
+    # compose.yaml's migrate job runs before web starts (the login page reads
+    # the sign-in providers from the database).
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=base | PRODUCTION_ENV,
+        check=True,
+        timeout=180,
+    )
 
     port = free_port()
     cmd = dockerfile_cmd()

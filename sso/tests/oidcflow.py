@@ -16,8 +16,8 @@ from sso.devidp.oidc import OIDCClient, RunningOIDCProvider, oidc_provider_runni
 
 PROVIDER_ID = "testuni"
 CLIENT_ID = "portico"
-CLIENT_SECRET = "portico-test-secret"  # noqa: S105 (a test provider's client)
-PASSWORD = "correct horse"  # noqa: S105
+CLIENT_SECRET = "portico-test-secret"
+PASSWORD = "correct horse"
 
 
 def callback_url(portal_url: str, provider_id: str = PROVIDER_ID) -> str:

@@ -79,7 +79,7 @@ def test_a_replayed_assertion_is_refused(portal_server: Any, idp: Any) -> None:
     again = acs_post(client, answer)
     assert "Sign-in through your institution failed" in again.text
     # ...and so does another browser that started a sign-in of its own.
-    other, authn = saml_sign_in_start(portal_server.url)
+    other, _authn = saml_sign_in_start(portal_server.url)
     replayed = acs_post(other, answer)
     assert "Sign-in through your institution failed" in replayed.text
     assert SocialAccount.objects.count() == 1
@@ -98,6 +98,6 @@ def test_the_sp_metadata_is_served_at_a_stable_url(
 
 
 def test_the_idp_login_page_is_only_a_step(portal_server: Any, idp: Any) -> None:
-    client, authn = saml_sign_in_start(portal_server.url)
+    _client, authn = saml_sign_in_start(portal_server.url)
     answer = idp_login(authn, username="grace")
     assert answer.acs_url.endswith("/accounts/saml/testuni/acs/")
