@@ -27,7 +27,8 @@ $(VENV)/.dev: requirements-dev.txt requirements.txt $(VENV)/.runtime
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.runtime
+# SSO_DEMO=1 also starts a test OpenID Connect provider (development packages).
+run: $(VENV)/.runtime $(if $(filter 1 true yes on,$(SSO_DEMO)),$(VENV)/.dev)
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py runportal --port $(PORT)
 

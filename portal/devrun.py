@@ -33,6 +33,7 @@ from portal.demobackend import (
     DemoBackendUnavailable,
     demo_backend_start,
 )
+from portal.devsso import DemoSSO, demo_sso_describe, demo_sso_start
 
 DEMO_BACKEND_NAME = "demo"
 ADMIN_USERNAME = "admin"
@@ -167,6 +168,18 @@ def _serve(*, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
+def _demo_sso_start(
+    *, port: int, url: str, say: Callable[[str], None]
+) -> DemoSSO | None:
+    try:
+        demo = demo_sso_start(port=port)
+    except ImportError:
+        say("SSO_DEMO needs the development packages: run `SSO_DEMO=1 make run`.")
+        return None
+    say(demo_sso_describe(demo=demo, url=url))
+    return demo
+
+
 def portal_run(
     *,
     host: str,
@@ -186,6 +199,7 @@ def portal_run(
         stdout.flush()
 
     backend: DemoBackend | None = None
+    demo_sso: DemoSSO | None = None
     stopping = threading.Event()
     with _stop_on_signals():
         try:
@@ -211,6 +225,8 @@ def portal_run(
                     daemon=True,
                 ).start()
             say(admin_login_describe(login=login, url=url))
+            if settings.SSO_DEMO:
+                demo_sso = _demo_sso_start(port=port, url=url, say=say)
             say(f"Portico is at {url} (Ctrl-C stops it)")
             # uvicorn's worker threads open their own connections.
             connections.close_all()
@@ -224,3 +240,6 @@ def portal_run(
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             if backend is not None and backend.stop():
                 say(f"Demo backend stopped (pid {backend.pid}).")
+            if demo_sso is not None:
+                demo_sso.stop()
+                say("SSO demo provider stopped.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,13 @@ def _entry_parse(
     return app, listed
 
 
-def env_oidc_providers() -> tuple[list[dict[str, Any]], tuple[OIDCProviderEntry, ...]]:
+def env_oidc_providers(
+    *, environ: Mapping[str, str] | None = None
+) -> tuple[list[dict[str, Any]], tuple[OIDCProviderEntry, ...]]:
     """allauth's APPS entries for `openid_connect`, and the login page's view
     of them. Empty when the variable is unset."""
     name = "OIDC_PROVIDERS"
-    raw = env_str("OIDC_PROVIDERS", "")
+    raw = env_str("OIDC_PROVIDERS", "", environ=environ)
     if not raw:
         return [], ()
     try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialApp
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -14,7 +15,12 @@ from django.db.models import Q
 from accounts.models import User
 from accounts.services import apikey_cache_invalidate
 from sso.claims import claims_of
-from sso.models import ClaimGroupGrant, ClaimGroupRule
+from sso.models import (
+    ClaimGroupGrant,
+    ClaimGroupRule,
+    Institution,
+    institution_search_text,
+)
 
 
 @dataclass(frozen=True)
@@ -166,3 +172,38 @@ def sso_login_record(*, user: User, sociallogin: Any) -> GroupChanges:
     if changes or settings.SSO_REVALIDATE_DAYS:
         apikey_cache_invalidate()
     return changes
+
+
+def oidc_app_upsert(
+    *,
+    provider_id: str,
+    name: str,
+    client_id: str,
+    secret: str,
+    server_url: str,
+    domains: tuple[str, ...] = (),
+) -> SocialApp:
+    """Register (or point at a new address) an OpenID Connect provider kept in
+    the database, with the login page's description of it. For providers that
+    move between runs, like the demo provider of `SSO_DEMO=1 make run`."""
+    app, _ = SocialApp.objects.update_or_create(
+        provider="openid_connect",
+        provider_id=provider_id,
+        defaults={
+            "name": name,
+            "client_id": client_id,
+            "secret": secret,
+            "settings": {"server_url": server_url},
+        },
+    )
+    joined = " ".join(d.lower() for d in domains)
+    Institution.objects.update_or_create(
+        provider_id=provider_id,
+        defaults={
+            "protocol": Institution.PROTOCOL_OIDC,
+            "name": name,
+            "domains": joined,
+            "search_text": institution_search_text(name=name, domains=joined),
+        },
+    )
+    return app

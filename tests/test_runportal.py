@@ -254,14 +254,19 @@ def portal_start(
 ) -> Iterator[Callable[..., Portal]]:
     started: list[Portal] = []
 
-    def start(port: int | None = None) -> Portal:
+    def start(
+        port: int | None = None,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Portal:
         port = port or free_port()
         output = tmp_path / f"runportal-{port}.out"
         with output.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "manage.py", "runportal", "--port", str(port)],
+                [sys.executable, "manage.py", "runportal", "--port", str(port), *args],
                 cwd=ROOT,
-                env=embedded_env,
+                env=embedded_env | (env or {}),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
@@ -314,6 +319,34 @@ def test_runportal_serves_pages_and_static_files_and_stops_cleanly_on_sigterm(
         assert not group_alive(backend_pid)
     else:
         assert "Demo backend unavailable" in portal.text()
+
+
+def test_sso_demo_lets_a_newcomer_sign_in_through_the_demo_provider(
+    portal_start: Callable[..., Portal],
+) -> None:
+    from sso.tests.oidcflow import provider_login, sign_in_start
+
+    portal = portal_start(args=("--no-demo-backend",), env={"SSO_DEMO": "1"})
+    portal.wait_for_page("/accounts/login/")
+    described = portal.wait_for_text(
+        r"provider at (\S+)\)\..*\n\s+username: (\S+)\n\s+password: (\S+)"
+    )
+    issuer, username, password = described.groups()
+    assert (
+        "Sign in with Demo University"
+        in httpx.get(portal.url + "/accounts/login/").text
+    )
+
+    client, authorize = sign_in_start(portal.url, provider_id="demo-university")
+    callback = provider_login(client, authorize, username=username, password=password)
+    assert client.get(callback).status_code == 302
+    assert client.get("/settings/account/").status_code == 200
+
+    portal.process.send_signal(signal.SIGTERM)
+    assert portal.process.wait(timeout=20) == 0, portal.text()
+    assert "SSO demo provider stopped" in portal.text()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(issuer + "/.well-known/openid-configuration", timeout=2)
 
 
 def test_the_demo_backend_is_stopped_when_uvicorn_cannot_start(
