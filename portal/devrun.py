@@ -180,6 +180,19 @@ def _demo_sso_start(
     return demo
 
 
+def _helpers_stop(
+    *,
+    backend: DemoBackend | None,
+    demo_sso: DemoSSO | None,
+    say: Callable[[str], None],
+) -> None:
+    if backend is not None and backend.stop():
+        say(f"Demo backend stopped (pid {backend.pid}).")
+    if demo_sso is not None:
+        demo_sso.stop()
+        say("SSO demo provider stopped.")
+
+
 def portal_run(
     *,
     host: str,
@@ -238,8 +251,4 @@ def portal_run(
             # A second Ctrl-C must not interrupt the cleanup half-way.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            if backend is not None and backend.stop():
-                say(f"Demo backend stopped (pid {backend.pid}).")
-            if demo_sso is not None:
-                demo_sso.stop()
-                say("SSO demo provider stopped.")
+            _helpers_stop(backend=backend, demo_sso=demo_sso, say=say)

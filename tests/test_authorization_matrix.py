@@ -88,6 +88,21 @@ RULES: list[tuple[str, dict[str, Any]]] = [
         every(IDENTITIES, {200, 302, 400, 405}),
     ),
     (r"^accounts/2fa/(authenticate)/$", every(IDENTITIES, {200, 302})),
+    # Choose your institution: searching and starting a sign-in need no
+    # account (starting is POST only); signing in again needs one.
+    (r"^accounts/institutions/(search/)?$", every(IDENTITIES, OK)),
+    (r"^accounts/institutions/start/$", every(IDENTITIES, {405})),
+    (r"^accounts/institutions/reauthenticate/$", SIGNED_IN),
+    # allauth's old /accounts/social/ addresses redirect to /accounts/3rdparty/.
+    (r"^accounts/social/", every(IDENTITIES, {301})),
+    (r"^accounts/3rdparty/login/cancelled/$", every(IDENTITIES, OK)),
+    (r"^accounts/3rdparty/login/error/$", every(IDENTITIES, {401})),
+    (r"^accounts/3rdparty/signup/$", every(IDENTITIES, {200, 302})),
+    (r"^accounts/3rdparty/$", SIGNED_IN),
+    # The protocol endpoints, tried for a provider that does not exist: the
+    # ACS only stores the POST and redirects; everything else is not found.
+    (r"^accounts/\^saml/[^ ]*/acs/$", every(IDENTITIES, {302})),
+    (r"^accounts/(\^?saml|oidc)/", every(IDENTITIES, {404})),
     (r"^accounts/2fa/", every(IDENTITIES[1:], {200, 302, 404})),
     (
         r"^admin/login/$",
