@@ -81,6 +81,10 @@ def institution_choose(request: HttpRequest) -> HttpResponse:
             "results": institution_search(query=query, limit=SEARCH_RESULTS),
             "options": sign_in_options(),
             "next": get_next_redirect_url(request) or "",
+            # "connect": add this institution to the signed-in account.
+            "process": "connect"
+            if request.user.is_authenticated and request.GET.get("process") == "connect"
+            else "login",
         },
     )
 

@@ -34,7 +34,7 @@ def test_each_oidc_recipe_is_a_valid_oidc_providers_value(
         secret = tmp_path / f"{entry['id']}.secret"
         secret.write_text("from-a-file")
         entry["client_secret_file"] = str(secret)
-    apps, listed = env_oidc_providers(environ={"OIDC_PROVIDERS": json.dumps(entries)})
+    apps, _listed = env_oidc_providers(environ={"OIDC_PROVIDERS": json.dumps(entries)})
     assert [a["secret"] for a in apps] == ["from-a-file"] * len(entries)
     assert all(a["settings"]["server_url"].startswith("https://") for a in apps)
 

@@ -128,3 +128,41 @@ def test_local_login_on_shows_the_form_and_sign_up(settings: Any) -> None:
     page = Client().get("/accounts/login/").content.decode()
     assert 'name="password"' in page and "Sign up" in page
     assert _password_login("rita").status_code == 302
+
+
+def test_a_signed_in_user_connects_an_institution_to_their_account(
+    portal_server: Any, idp: Any
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from sso.models import ClaimGroupRule
+    from sso.tests.oidcflow import form_fields, provider_login
+
+    ClaimGroupRule.objects.create(
+        claim="groups", value="faculty", group=Group.objects.create(name="Dedicated")
+    )
+    alice = user_make(username="alice")
+    client = httpx.Client(base_url=portal_server.url, follow_redirects=False)
+    token = form_fields(client.get("/accounts/login/").text)["csrfmiddlewaretoken"]
+    signed_in = client.post(
+        "/accounts/login/",
+        data={"login": "alice", "password": PASSWORD, "csrfmiddlewaretoken": token},
+    )
+    assert signed_in.status_code == 302
+    page = client.get("/accounts/institutions/?process=connect").text
+    assert 'name="process" value="connect"' in page
+    started = client.post(
+        "/accounts/institutions/start/",
+        data={
+            "csrfmiddlewaretoken": form_fields(page)["csrfmiddlewaretoken"],
+            "provider": "testuni",
+            "process": "connect",
+        },
+    )
+    callback = provider_login(client, started.headers["location"], username="ada")
+    assert client.get(callback).status_code == 302
+    account = SocialAccount.objects.get(provider="testuni")
+    assert account.user == alice  # ada's address differs: connected, not matched
+    assert User.objects.count() == 1
+    # The provider's rules apply from the moment it is connected.
+    assert list(alice.groups.values_list("name", flat=True)) == ["Dedicated"]
