@@ -159,7 +159,7 @@ def oidc_provider_start(
         command += client.cli_args()
     if control:
         command.append("--control")
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)  # nosec B603
         command,
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,

@@ -156,7 +156,7 @@ def saml_idp_start(
     with tempfile.TemporaryDirectory(prefix="devidp-saml-launch-") as workdir:
         users_file = Path(workdir) / "users.json"
         users_file.write_text(json.dumps(users), encoding="utf-8")
-        process = subprocess.Popen(  # noqa: S603 (our own module, no shell)
+        process = subprocess.Popen(  # noqa: S603 (our own module, no shell)  # nosec B603
             _command(users_file, name, sp_metadata, sp, control, port),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ import logging
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import quoteattr  # nosec B406 (escapes text we write; parses nothing)
 
 import httpx
 from saml2 import BINDING_HTTP_POST, SAMLError
