@@ -4,6 +4,7 @@ groups. The protocol state itself (apps, accounts, tokens) stays allauth's."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from fnmatch import fnmatchcase
 
 from django.conf import settings
@@ -51,8 +52,15 @@ class Institution(models.Model):
         return self.name
 
 
+def search_fold(text: str) -> str:
+    """Lower case without accents, for matching what people type: "ulikool"
+    finds "Tartu Ülikool", and so does "Ülikool"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def institution_search_text(*, name: str, domains: str) -> str:
-    return " ".join([name.casefold(), domains.casefold()]).strip()
+    return search_fold(" ".join([name, domains]).strip())
 
 
 class ClaimGroupRule(models.Model):
