@@ -156,3 +156,32 @@ def test_a_callback_replayed_in_another_browser_is_refused(
         replay = other.get(signed_in.callback)
     assert "Sign-in through your institution failed" in replay.text
     assert SocialAccount.objects.count() == 1
+
+
+def test_name_and_address_follow_the_provider_at_each_sign_in(
+    portal_server: Any, idp: Any
+) -> None:
+    oidc_sign_in(portal_server.url, username="ada")
+    ada = User.objects.get(email="ada@uni.example")
+    claims = researcher("ada", email="ada.lovelace@uni.example", groups=[])["claims"]
+    claims.update(given_name="Augusta Ada", family_name="King")  # type: ignore[union-attr]
+    idp.set_user("ada", claims)
+    oidc_sign_in(portal_server.url, username="ada")
+    ada.refresh_from_db()
+    assert (ada.first_name, ada.last_name) == ("Augusta Ada", "King")
+    assert ada.email == "ada.lovelace@uni.example"
+    assert EmailAddress.objects.get(user=ada, primary=True).email == ada.email
+
+
+def test_an_address_another_account_holds_is_never_taken_over(
+    portal_server: Any, idp: Any
+) -> None:
+    oidc_sign_in(portal_server.url, username="ada")
+    ada = User.objects.get(email="ada@uni.example")
+    user_make(username="carol", email="carol@uni.example")
+    claims = researcher("ada", email="carol@uni.example", groups=[])["claims"]
+    idp.set_user("ada", claims)
+    oidc_sign_in(portal_server.url, username="ada")
+    ada.refresh_from_db()
+    assert ada.email == "ada@uni.example"
+    assert EmailAddress.objects.get(email="carol@uni.example").user.username == "carol"
