@@ -15,7 +15,7 @@ import httpx
 from allauth.socialaccount.models import SocialApp
 
 from sso.devidp.saml import RunningSamlIdP, saml_idp_running
-from sso.tests.oidcflow import PASSWORD, form_fields
+from sso.tests.oidcflow import PASSWORD, form_fields, sign_in_start
 
 ORGANIZATION = "testuni"
 PROVIDER_ID = "testuni-saml"
@@ -121,19 +121,7 @@ def acs_post(client: httpx.Client, answer: SamlAnswer) -> httpx.Response:
 def saml_sign_in_start(
     portal_url: str, *, provider_id: str = PROVIDER_ID
 ) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=portal_url, follow_redirects=False, timeout=15)
-    login = client.get("/accounts/login/")
-    token = form_fields(login.text)["csrfmiddlewaretoken"]
-    started = client.post(
-        "/accounts/institutions/start/",
-        data={
-            "csrfmiddlewaretoken": token,
-            "provider": provider_id,
-            "process": "login",
-        },
-    )
-    assert started.status_code == 302, started.text[:500]
-    return client, started.headers["location"]
+    return sign_in_start(portal_url, provider_id=provider_id)
 
 
 def saml_sign_in(
