@@ -56,6 +56,15 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # A project key bills its project's allocation (projects sits above
+    # accounts: referenced by name, never imported).
+    project = models.ForeignKey(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+    )
     rolled_from = models.OneToOneField(
         "self",
         null=True,

@@ -46,6 +46,8 @@ class Principal:
     # SSO_REVALIDATE_DAYS: when the user's last sign-in through a provider
     # gets too old for keys to work (None: no provider, or the check is off).
     sign_in_due_at: datetime | None = None
+    # A project key's project: its allocation is drawn on, not the user's own.
+    project_id: int | None = None
 
     def allows_model(self, public_id: str) -> bool:
         return self.allowed_models is None or public_id in self.allowed_models
@@ -125,6 +127,7 @@ def _principal_of(key: ApiKey) -> Principal:
         allowed_models=None if allowed is None else tuple(allowed),
         expires_at=key.expires_at,
         sign_in_due_at=sso_sign_in_due_at(user_id=key.user_id),
+        project_id=key.project_id,
     )
 
 

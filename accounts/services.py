@@ -147,8 +147,11 @@ def apikey_create(
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     rolled_from: ApiKey | None = None,
+    project_id: int | None = None,
 ) -> IssuedKey:
     """Make a key for an active user; the raw key is returned, never stored.
+    With `project_id` the key bills that project (projects.services checks
+    membership before it asks for one).
 
     No key outlives API_KEY_MAX_LIFETIME_DAYS: a missing or later expiry is cut
     to the cap (and `expiry_capped` says so) rather than refused, so that "no
@@ -179,6 +182,7 @@ def apikey_create(
         created_at=now,
         expires_at=cap if capped else expires_at,
         rolled_from=rolled_from,
+        project_id=project_id,
     )
     return IssuedKey(key=key, raw=raw, expiry_capped=capped)
 
@@ -228,6 +232,7 @@ def apikey_roll(*, key: ApiKey, grace_seconds: int = 0) -> IssuedKey:
         expires_at=expires_at,
         allowed_models=old.allowed_models,
         rolled_from=old,
+        project_id=old.project_id,
     )
     if grace_seconds == 0:
         old.revoked_at = now

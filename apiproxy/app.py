@@ -190,6 +190,7 @@ async def proxy_application(
         client = scope.get("client") or ("", 0)
         principal = await principal_authenticate(headers, client=client[0])
         outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
+        outcome.project_id = principal.project_id
         refusal_budget.check(principal.user_id)
         exchange = Exchange(
             receive=receive,

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "catalog",
     "apiproxy",
     "usage",
+    "projects",
     "chat",
     "ops",
 ]

@@ -40,6 +40,8 @@ class MeteredRow:
     duration_ms: int
     retry_count: int
     started_at: datetime
+    # Last, with a default: rows spooled before projects existed still load.
+    project_id: int | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -84,4 +86,5 @@ def row_from_outcome(outcome: RequestOutcome) -> MeteredRow:
         duration_ms=outcome.duration_ms,
         retry_count=outcome.retry_count,
         started_at=outcome.started_at,
+        project_id=outcome.project_id,
     )

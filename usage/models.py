@@ -73,6 +73,15 @@ class UsageRecord(models.Model):
     # Null until a rollup run has added this record to the hourly and daily
     # tables; set in the same transaction as that addition (exactly once).
     rollup_batch = models.PositiveBigIntegerField(null=True, blank=True)
+    # The project a project key billed (None: the user's own budget).
+    project = models.ForeignKey(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
 
     class Meta:
         indexes = [

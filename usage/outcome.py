@@ -15,6 +15,7 @@ class RequestOutcome:
     source: str = "api"  # "api" or "browser"
     user_id: int | None = None
     key_id: int | None = None
+    project_id: int | None = None  # the project a project key bills
     model: str = ""
     backend_id: int | None = None
     stream: bool = False

@@ -71,6 +71,7 @@ def row_values(row: MeteredRow) -> list[Any]:
         _bounded(row.duration_ms),
         _bounded(row.retry_count, _MAX_SMALL),
         row.started_at,
+        row.project_id,
     ]
 
 
