@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -72,6 +72,11 @@ class BrowserTurn(Protocol):
         request to send. Raise ProxyError to refuse."""
         ...
 
+    def bills_project(self) -> int | None:
+        """After `prepare`: the project this call draws on (the user is a
+        member), or None for the user's own budget."""
+        ...
+
     def admitted(self) -> None:
         """In a second Django hop, once the proxy has admitted the request and
         before anything is relayed: write what the call changes. A request the
@@ -111,7 +116,11 @@ def _django_gate(
     if not user.is_authenticated or not user.is_active:
         raise _not_logged_in()
     principal = principal_for_user(user=user)
-    return principal, turn.prepare(request=request, principal=principal)
+    body = turn.prepare(request=request, principal=principal)
+    project_id = turn.bills_project()
+    if project_id is not None:
+        principal = replace(principal, project_id=project_id)
+    return principal, body
 
 
 class StreamText:
@@ -281,6 +290,7 @@ class _BrowserCall:
         principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
         self.prepared = True
         self.outcome.user_id = principal.user_id
+        self.outcome.project_id = principal.project_id
         refusal_budget.check(principal.user_id)
         exchange = Exchange(
             receive=_replaying(body, self.receive),

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from chat.models import TITLE_MAX_LENGTH, Conversation, Message
 from chat.selectors import (
     chat_model_get,
+    chat_project_member,
     conversation_get,
     conversation_list,
     message_list,
@@ -63,6 +64,7 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
         **conversation_summary(conversation),
         "system_prompt": conversation.system_prompt,
         "temperature": conversation.temperature,
+        "project": conversation.project_id,
         "messages": [message_data(m) for m in message_list(conversation=conversation)],
     }
 
@@ -81,6 +83,8 @@ class ConversationSerializer(serializers.Serializer):
     temperature = serializers.FloatField(
         min_value=0.0, max_value=2.0, allow_null=True, required=False
     )
+    # The project the conversation bills; null: the user's own budget.
+    project = serializers.IntegerField(allow_null=True, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(self.initial_data, dict):
@@ -93,6 +97,13 @@ class ConversationSerializer(serializers.Serializer):
         user = self.context["user"]
         if model and chat_model_get(user=user, public_id=model) is None:
             raise ValidationError({"model": ["You cannot use this model."]})
+        project = attrs.get("project")
+        if project is not None and not chat_project_member(
+            user=user, project_id=project
+        ):
+            raise ValidationError(
+                {"project": ["You are not a member of this project."]}
+            )
         return attrs
 
 
@@ -141,6 +152,7 @@ _DETAIL = inline_serializer(
         **_SUMMARY_FIELDS,
         "system_prompt": serializers.CharField(),
         "temperature": serializers.FloatField(allow_null=True),
+        "project": serializers.IntegerField(allow_null=True),
         "messages": serializers.ListField(child=_MESSAGE),
     },
 )

@@ -27,6 +27,14 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True)
     # None: the model's recommended temperature (or the backend's default).
     temperature = models.FloatField(null=True, blank=True)
+    # The project this conversation's turns bill (None: the user's own budget).
+    project = models.ForeignKey(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Moved by every new message, so the sidebar shows recent ones first.
     updated_at = models.DateTimeField(auto_now=True)

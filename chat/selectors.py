@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from catalog.selectors import models_for_user
 from chat.models import Conversation, Message
+from projects.models import ProjectMembership
 
 # Sampling parameters the chat passes on from a model's recommended_params
 # (staff set them in admin); anything else there is shown but not sent.
@@ -109,3 +111,22 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation | None:
 
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).order_by("id")
+
+
+@dataclass(frozen=True)
+class ChatProject:
+    id: int
+    name: str
+
+
+def chat_projects(*, user: Any) -> list[ChatProject]:
+    """The running projects a conversation of `user` may bill."""
+    today = timezone.localdate()
+    memberships = ProjectMembership.objects.filter(
+        user=user, project__starts_on__lte=today, project__ends_on__gte=today
+    ).select_related("project")
+    return [ChatProject(id=m.project_id, name=m.project.name) for m in memberships]
+
+
+def chat_project_member(*, user: Any, project_id: int) -> bool:
+    return ProjectMembership.objects.filter(user=user, project_id=project_id).exists()

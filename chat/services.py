@@ -45,15 +45,18 @@ def conversation_create(
     model: str = "",
     system_prompt: str = "",
     temperature: float | None = None,
+    project: int | None = None,
 ) -> Conversation:
     """A new, empty conversation of `user`. Its title stays empty until set or
-    taken from the first message."""
+    taken from the first message. `project`: the id of a project it bills
+    (membership checked by the caller)."""
     return Conversation.objects.create(
         user=user,
         title=title.strip()[:TITLE_MAX_LENGTH],
         model=model,
         system_prompt=system_prompt,
         temperature=temperature,
+        project_id=project,
     )
 
 
@@ -64,9 +67,11 @@ def conversation_update(
     model: str | None = None,
     system_prompt: str | None = None,
     temperature: float | None = _UNSET,
+    project: int | None = _UNSET,
 ) -> Conversation:
     """Change the given settings only (None leaves a field alone, except for
-    `temperature`, where None means "the model's recommendation")."""
+    `temperature`, where None means "the model's recommendation", and
+    `project`, where None means "the user's own budget")."""
     changed: list[str] = []
     if title is not None:
         conversation.title = title.strip()[:TITLE_MAX_LENGTH]
@@ -80,6 +85,9 @@ def conversation_update(
     if temperature is not _UNSET:
         conversation.temperature = temperature
         changed.append("temperature")
+    if project is not _UNSET:
+        conversation.project_id = project
+        changed.append("project")
     if changed:
         conversation.save(update_fields=[*changed, "updated_at"])
     return conversation

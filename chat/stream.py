@@ -18,7 +18,12 @@ from accounts.selectors import Principal
 from apiproxy.browser import BrowserResult, browser_application
 from apiproxy.errors import ProxyError
 from chat.models import Conversation
-from chat.selectors import chat_model_get, conversation_get, message_list
+from chat.selectors import (
+    chat_model_get,
+    chat_project_member,
+    conversation_get,
+    message_list,
+)
 from chat.services import TurnError, conversation_reply_record, conversation_turn_start
 from chat.turns import (
     TurnRequest,
@@ -39,6 +44,7 @@ class ChatTurn:
         self.conversation_id: int | None = None
         self.question_id: int | None = None
         self.model = ""
+        self.project_id: int | None = None
 
     def prepare(self, *, request: HttpRequest, principal: Principal) -> bytes:
         try:
@@ -61,6 +67,17 @@ class ChatTurn:
                 else "Pick a model first."
             )
             raise ProxyError(400, message, code="model_not_found", param="model")
+        if conversation.project_id is not None and not chat_project_member(
+            user=request.user, project_id=conversation.project_id
+        ):
+            raise ProxyError(
+                403,
+                "You are no longer a member of the project this conversation bills. "
+                "Choose another under Settings, or your own budget.",
+                code="project_membership_required",
+                param="project",
+            )
+        self.project_id = conversation.project_id
         if turn.images and not model.vision:
             raise ProxyError(
                 400,
@@ -87,6 +104,9 @@ class ChatTurn:
             conversation=conversation, history=history, model=model
         )
         return json.dumps(body, separators=(",", ":")).encode()
+
+    def bills_project(self) -> int | None:
+        return self.project_id
 
     def admitted(self) -> None:
         """The proxy admitted the turn: record the user's side now, so that a

@@ -8,7 +8,12 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from chat.api import conversation_data
-from chat.selectors import chat_model_list, conversation_get, conversation_list
+from chat.selectors import (
+    chat_model_list,
+    chat_projects,
+    conversation_get,
+    conversation_list,
+)
 from chat.stream import STREAM_PATH
 
 
@@ -23,6 +28,7 @@ def chat_page(request: HttpRequest, conversation_id: int | None = None) -> HttpR
         if conversation is None:
             raise Http404("No such conversation.")
     models = chat_model_list(user=request.user)
+    projects = chat_projects(user=request.user)
     state = {
         "conversation": conversation_data(conversation) if conversation else None,
         "models": [model.as_dict() for model in models],
@@ -34,6 +40,7 @@ def chat_page(request: HttpRequest, conversation_id: int | None = None) -> HttpR
             "conversation": conversation,
             "conversations": conversation_list(user=request.user),
             "models": models,
+            "projects": projects,
             "chat_state": state,
             "stream_url": "/" + STREAM_PATH,
         },

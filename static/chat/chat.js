@@ -31,6 +31,8 @@
   var modelInfo = document.getElementById("model-info");
   var systemPrompt = document.getElementById("system-prompt");
   var temperature = document.getElementById("temperature");
+  // Which project a conversation bills (absent when the user is in none).
+  var bills = document.getElementById("bills");
   var recommended = document.getElementById("recommended");
   var noticeBox = document.getElementById("notice");
   var editBanner = document.getElementById("edit-banner");
@@ -200,6 +202,11 @@
   temperature.addEventListener("change", function () {
     saveSettings({ temperature: temperatureValue() });
   });
+  if (bills) {
+    bills.addEventListener("change", function () {
+      saveSettings({ project: bills.value ? Number(bills.value) : null });
+    });
+  }
 
   var images = window.PorticoAttachments({
     notice: notice,
@@ -225,6 +232,9 @@
     var t = temperatureValue();
     if (t !== null) {
       body.temperature = t;
+    }
+    if (bills && bills.value) {
+      body.project = Number(bills.value);
     }
     conversation = await Sidebar.api("POST", root.dataset.apiUrl, body);
     Sidebar.setCurrent(conversation.id);
@@ -414,6 +424,9 @@
     }
     systemPrompt.value = conversation.system_prompt || "";
     temperature.value = conversation.temperature == null ? "" : conversation.temperature;
+    if (bills) {
+      bills.value = conversation.project == null ? "" : String(conversation.project);
+    }
   }
   messages.forEach(addView);
   refreshActions();
