@@ -31,6 +31,7 @@ APIKEY_AUDITED_FIELDS = [
     "created_at",
     "expires_at",
     "revoked_at",
+    "project",
     "rolled_from",
 ]
 

@@ -41,7 +41,10 @@ EXPORT_FIELDS = (
     "ttft_ms",
     "duration_ms",
     "client",
+    "project",
 )
+# The columns an export field is read from, where they differ from its name.
+_EXPORT_COLUMNS = {"user": "user__username", "project": "project__name"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,16 +240,19 @@ def usage_recent(*, user: Any, limit: int = 50) -> QuerySet[UsageRecord]:
 
 
 def usage_export_rows(
-    *, user: Any = None, since: datetime | None = None
+    *, user: Any = None, since: datetime | None = None, project_id: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """One dict per usage record with EXPORT_FIELDS, oldest first, streamed
-    from the database in chunks."""
+    from the database in chunks. `project`: the name of the project the
+    request billed, None for the user's own budget."""
     records = UsageRecord.objects.order_by("started_at", "id")
     if user is not None:
         records = records.filter(user=user)
+    if project_id is not None:
+        records = records.filter(project_id=project_id)
     if since is not None:
         records = records.filter(started_at__gte=since)
-    columns = ["user__username" if name == "user" else name for name in EXPORT_FIELDS]
+    columns = [_EXPORT_COLUMNS.get(name, name) for name in EXPORT_FIELDS]
     values = records.values_list(*columns)
     for row in values.iterator(chunk_size=2000):
         data = dict(zip(EXPORT_FIELDS, row, strict=True))
