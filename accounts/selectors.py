@@ -147,7 +147,7 @@ def sso_sign_in_due_at(*, user_id: int) -> datetime | None:
 
 def apikey_list(*, user: User) -> QuerySet[ApiKey]:
     """A user's keys, newest first, revoked ones included (the page greys them)."""
-    return ApiKey.objects.filter(user=user).select_related("rolled_from")
+    return ApiKey.objects.filter(user=user).select_related("rolled_from", "project")
 
 
 def apikey_get(*, user: User, key_id: int) -> ApiKey | None:

@@ -29,6 +29,8 @@ urlpatterns = [
     path("", include("catalog.urls")),
     # Settings > Usage (usage, quota, CSV export).
     path("", include("usage.urls")),
+    # Settings > Projects (members, invitations, usage, reports, project keys).
+    path("", include("projects.urls")),
     # The OpenAPI description of /api/ (drf-spectacular), for logged-in users.
     # The proxy's /v1/ is described in docs/openapi-v1.yaml.
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

@@ -4,6 +4,8 @@ project's members, the way HPC centres grant compute."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -107,3 +109,78 @@ class AllocationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}: {self.allocation_tokens:,} tokens to {self.ends_on}"
+
+
+class ProjectInvitation(models.Model):
+    """An offer to join a project, sent by its PI or a manager as a link.
+
+    Only a digest of the link's token is kept (the link itself goes out by
+    e-mail and is shown once to whoever sent it). An invitation names either
+    an account (by username) or an e-mail address; only that account, or an
+    account holding that address verified, may accept it."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="invitations"
+    )
+    token_digest = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="project_invitations",
+        help_text="The account invited by username (empty: by e-mail).",
+    )
+    email = models.EmailField(blank=True)
+    role = models.CharField(
+        max_length=8,
+        choices=ProjectMembership.ROLES,
+        default=ProjectMembership.ROLE_MEMBER,
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False) | ~models.Q(email=""),
+                name="projects_invitation_names_someone",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitee} to {self.project} ({self.role})"
+
+    @property
+    def invitee(self) -> str:
+        return self.user.get_username() if self.user_id else self.email  # type: ignore[union-attr]
+
+    def state_at(self, now: datetime) -> str:
+        """pending, accepted, declined, revoked or expired."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.declined_at is not None:
+            return "declined"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "pending"

@@ -69,6 +69,17 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     (r"^settings/account/keys/<int:key_id>/(revoke|roll)/$", OWNER_ONLY),
     (r"^settings/account/keys/$", every(IDENTITIES[1:], {200, 302, 405})),
     (r"^settings/(account|access|usage)/(export\.csv)?$", SIGNED_IN),
+    # Settings > Projects: the list for everyone signed in; a project's pages
+    # for its members only (no project 999999 exists: 404, staff included;
+    # projects/tests/test_project_pages.py tries each role); its writes are
+    # POST only; an unknown invitation token is 404.
+    (r"^settings/projects/$", SIGNED_IN),
+    (
+        r"^settings/projects/<int:project_id>/(export\.csv|report/)?$",
+        every(IDENTITIES[1:], {404}),
+    ),
+    (r"^settings/projects/<int:project_id>/.+/$", every(IDENTITIES[1:], {405})),
+    (r"^projects/invitations/<str:token>/$", every(IDENTITIES[1:], {404})),
     (
         r"^accounts/(login|signup|password/reset|password/reset/done"
         r"|password/reset/key/done|inactive|confirm-email)/$",
@@ -121,6 +132,7 @@ RULES: list[tuple[str, dict[str, Any]]] = [
         {"alice": LOGIN, "bob": LOGIN, "staff": OK, "superuser": OK},
     ),
     (r"^admin/dashboard/$", STAFF_ONLY),
+    (r"^admin/analytics/$", STAFF_ONLY),
     (r"^admin/autocomplete/$", {**STAFF_ONLY, "superuser": {403}}),
     (r"^admin/r/", {"alice": LOGIN, "bob": LOGIN, "staff": {404}, "superuser": {404}}),
     (r"^admin/\^\(\?P<app_label>", {**STAFF_ONLY, "staff": {403, 404}}),
