@@ -361,3 +361,7 @@ class AllocationChangeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Allocation requests have their own module (this one is long enough).
+from projects import admin_requests  # noqa: E402, F401

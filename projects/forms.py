@@ -91,3 +91,19 @@ class ReportMonthForm(forms.Form):
             return default.replace(day=1)
         year, month = self.cleaned_data["month"].split("-")
         return date(int(year), int(month), 1)
+
+
+class AllocationRequestForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, label="Project name")
+    tokens = forms.IntegerField(
+        min_value=1, label="Tokens", help_text="Weighted tokens for the whole period."
+    )
+    ends_on = forms.DateField(
+        label="Until", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    justification = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="What for",
+        help_text="The research, the models, the expected volume; funders' "
+        "grant numbers if any.",
+    )

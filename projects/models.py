@@ -184,3 +184,60 @@ class ProjectInvitation(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "pending"
+
+
+class AllocationRequest(models.Model):
+    """A request for a new project (no `project`) or for more of one, decided
+    by staff, who set what is granted; the PI hears by e-mail."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REFUSED = "refused", "Refused"
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="allocation_requests",
+    )
+    project = models.ForeignKey(
+        Project,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="allocation_requests",
+        help_text="Empty: a request for a new project.",
+    )
+    name = models.CharField(
+        max_length=100, blank=True, help_text="A new project's name."
+    )
+    tokens = models.PositiveBigIntegerField(help_text="Weighted tokens asked for.")
+    ends_on = models.DateField(help_text="Until when.")
+    justification = models.TextField()
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    # What staff grant (filled in admin before approving; defaults: as asked).
+    granted_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    granted_starts_on = models.DateField(null=True, blank=True)
+    granted_ends_on = models.DateField(null=True, blank=True)
+    granted_dedicated = models.BooleanField(
+        default=False, help_text="The project's keys use the dedicated service class."
+    )
+    staff_note = models.TextField(blank=True, help_text="Sent with the decision.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        what = self.project.name if self.project_id else f"new project {self.name}"
+        return f"{self.requester} asks {self.tokens:,} tokens for {what}"

@@ -1,9 +1,19 @@
 from django.urls import path
 
-from projects import views
+from projects import request_views, views
 
 urlpatterns = [
     path("settings/projects/", views.settings_projects, name="settings_projects"),
+    path(
+        "settings/projects/request/",
+        request_views.allocation_request_new,
+        name="settings_project_request",
+    ),
+    path(
+        "settings/projects/<int:project_id>/request/",
+        request_views.allocation_request_more,
+        name="settings_project_request_more",
+    ),
     path(
         "settings/projects/<int:project_id>/",
         views.settings_project,

@@ -73,9 +73,9 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     # for its members only (no project 999999 exists: 404, staff included;
     # projects/tests/test_project_pages.py tries each role); its writes are
     # POST only; an unknown invitation token is 404.
-    (r"^settings/projects/$", SIGNED_IN),
+    (r"^settings/projects/(request/)?$", SIGNED_IN),
     (
-        r"^settings/projects/<int:project_id>/(export\.csv|report/)?$",
+        r"^settings/projects/<int:project_id>/(export\.csv|report/|request/)?$",
         every(IDENTITIES[1:], {404}),
     ),
     (r"^settings/projects/<int:project_id>/.+/$", every(IDENTITIES[1:], {405})),
