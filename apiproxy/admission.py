@@ -7,8 +7,10 @@ One function, `admit`, for every endpoint and both doors. In order:
    service class; a model the principal may not use is answered like one
    that does not exist;
 2. the capability the endpoint needs;
-3. the quota (usage.quota's cached figures); the model's weight is recorded
-   on the outcome, so the request is billed at the weight it was admitted at;
+3. the quota (usage.quota's cached figures), or for a project key its
+   project's allocation instead (apiproxy.projectcheck); the model's weight
+   is recorded on the outcome, so the request is billed at the weight it was
+   admitted at;
 4. the context window (requests with a parsed body only);
 5. the rate limits: the limiter's single Redis round trip.
 
@@ -26,6 +28,7 @@ from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.limits import buckets_for, limit_tables
 from apiproxy.parsing import ParsedRequest
+from apiproxy.projectcheck import project_admit
 from apiproxy.ratelimit import Bucket, rate_limiter
 from catalog.access import ModelAccess, model_access
 from catalog.snapshot import CatalogModel, LimitTables
@@ -64,18 +67,35 @@ async def admit(
         exchange.outcome.model = UNKNOWN_MODEL
     model = _model_checked(access, principal, public_model, capability)
     exchange.outcome.quota_weight = model.quota_weight
-    quota = await quota_check(
-        user_id=principal.user_id,
-        group_ids=principal.group_ids,
-        model_weight=model.quota_weight,
+    exchange.response_headers.extend(
+        await _budget_admit(principal, model_weight=model.quota_weight)
     )
-    if quota.exhausted:
-        raise quota_exhausted(quota)
-    exchange.response_headers.extend(quota.headers())
     if parsed is not None:
         context_fit(parsed, model)
     buckets = await rate_admit(exchange, cost=cost, tables=tables)
     return Admitted(model=model, buckets=buckets)
+
+
+async def _budget_admit(
+    principal: Principal, *, model_weight: float
+) -> list[tuple[bytes, bytes]]:
+    """The budget the request draws on: a project key draws on its project's
+    allocation and only on it, never on its owner's own quota (which neither
+    refuses nor limits it); any other request on the user's own quota."""
+    if principal.project_id is not None:
+        return await project_admit(
+            project_id=principal.project_id,
+            user_id=principal.user_id,
+            model_weight=model_weight,
+        )
+    quota = await quota_check(
+        user_id=principal.user_id,
+        group_ids=principal.group_ids,
+        model_weight=model_weight,
+    )
+    if quota.exhausted:
+        raise quota_exhausted(quota)
+    return quota.headers()
 
 
 def model_not_found(

@@ -45,13 +45,17 @@ class Refreshing(Generic[T]):
         self.loaded_at = 0.0
         self._loaded_once = False
         self._reloading = False
+        self._stale = False
 
     def invalidate(self) -> None:
-        self.loaded_at = 0.0
+        # A flag, not loaded_at = 0: monotonic time starts near 0 at boot, so
+        # "loaded at 0" can still look fresh on a machine up less than the
+        # interval.
+        self._stale = True
 
     async def current(self) -> T:
         interval = getattr(settings, self.interval_setting)
-        if time.monotonic() - self.loaded_at < interval:
+        if not self._stale and time.monotonic() - self.loaded_at < interval:
             return self.value
         if self._reloading:
             # Polling, not an asyncio.Event: an Event would bind this shared
@@ -60,6 +64,7 @@ class Refreshing(Generic[T]):
                 await asyncio.sleep(0.005)
             return self.value
         self._reloading = True
+        self._stale = False
         try:
             self.value = await in_db_thread(self._load)
             self._loaded_once = True

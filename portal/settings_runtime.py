@@ -85,6 +85,11 @@ USAGE_ROLLUP_INTERVAL_SECONDS = env_int(
 )
 # How stale a proxy process's copy of the quota table may get.
 USAGE_QUOTA_REFRESH_SECONDS = env_float("USAGE_QUOTA_REFRESH_SECONDS", 5.0, minimum=0.0)
+# How often each process reloads projects' allocations, dates, caps and
+# members (projects.allocation): a changed grant applies within this.
+PROJECT_ALLOCATION_REFRESH_SECONDS = env_float(
+    "PROJECT_ALLOCATION_REFRESH_SECONDS", 1.0, minimum=0.0
+)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 CELERY_BEAT_SCHEDULE["usage-rollup"] = {
     "task": "usage.rollup",

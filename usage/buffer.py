@@ -7,7 +7,9 @@ USAGE_FLUSH_SECONDS (sooner when USAGE_FLUSH_BATCH outcomes wait):
 
 1. turns outcomes into rows (billed at the quota weight each request was
    admitted at) and adds them to the quota counters, once per row, whether
-   or not the database is up;
+   or not the database is up, then hands the same rows to the flush
+   listeners (the project allocation counters: apps above usage register
+   theirs with `flush_listener_add`, usage imports none of them);
 2. spills rows beyond USAGE_BUFFER_MAX_RECORDS to a JSONL spool file under
    DATA_DIR/usage-spool/ (fsynced), so an outage bounds memory, not records;
 3. writes rows in batches, idempotently by request id; a failed write keeps
@@ -37,8 +39,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 
@@ -56,6 +59,21 @@ logger = logging.getLogger(__name__)
 WRITE_TIMEOUT_SECONDS = 60.0
 SPOOL_CHECK_SECONDS = 60.0
 SPILL_LOG_SECONDS = 30.0
+
+
+class FlushListener(Protocol):
+    def __call__(self, *, rows: Sequence[MeteredRow]) -> Awaitable[None]: ...
+
+
+_flush_listeners: list[FlushListener] = []
+
+
+def flush_listener_add(listener: FlushListener) -> None:
+    """Have `listener(rows=...)` called once per flushed batch of fresh rows,
+    right after the quota counters took them (each row once). It must be
+    quick (one round trip); what it raises is logged, never retried."""
+    if listener not in _flush_listeners:
+        _flush_listeners.append(listener)
 
 
 def usage_rows_write(rows: Sequence[MeteredRow]) -> int:
@@ -181,6 +199,13 @@ class UsageBuffer:
             await quota_usage_add(rows=fresh)
         except Exception:
             logger.exception("could not add %d rows to quota counters", len(fresh))
+        if not fresh:
+            return
+        for listener in _flush_listeners:
+            try:
+                await listener(rows=fresh)
+            except Exception:
+                logger.exception("flush listener %r failed", listener)
 
     async def _spill_excess(self) -> None:
         bound = settings.USAGE_BUFFER_MAX_RECORDS
