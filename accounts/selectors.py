@@ -48,6 +48,9 @@ class Principal:
     sign_in_due_at: datetime | None = None
     # A project key's project: its allocation is drawn on, not the user's own.
     project_id: int | None = None
+    # Granted by a running project (set by the proxy from its cached table):
+    # the dedicated service class whatever the user's groups.
+    dedicated: bool = False
 
     def allows_model(self, public_id: str) -> bool:
         return self.allowed_models is None or public_id in self.allowed_models

@@ -28,6 +28,7 @@ from apiproxy.http import (
 from apiproxy.listing import model_retrieve, models_list
 from apiproxy.outcome import outcome_submit
 from apiproxy.parsing import ENDPOINT_CAPABILITY
+from apiproxy.projectcheck import project_class_apply
 from apiproxy.refusals import refusal_budget
 from apiproxy.transcription import transcription_handle
 from usage.outcome import RequestOutcome
@@ -188,7 +189,9 @@ async def proxy_application(
 
     async def step(tracked_send: TrackedSend) -> None:
         client = scope.get("client") or ("", 0)
-        principal = await principal_authenticate(headers, client=client[0])
+        principal = await project_class_apply(
+            await principal_authenticate(headers, client=client[0])
+        )
         outcome.user_id, outcome.key_id = principal.user_id, principal.key_id
         outcome.project_id = principal.project_id
         refusal_budget.check(principal.user_id)

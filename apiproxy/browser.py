@@ -44,6 +44,7 @@ from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
 from apiproxy.http import Headers, Receive, Send, TrackedSend, body_read, header_get
+from apiproxy.projectcheck import project_class_apply
 from apiproxy.refusals import refusal_budget
 from portal.dbthread import in_db_thread
 from usage.outcome import RequestOutcome
@@ -288,6 +289,7 @@ class _BrowserCall:
         _credentials_present(headers)
         raw = await body_read(self.receive, headers, limit=settings.CHAT_MAX_TURN_BYTES)
         principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
+        principal = await project_class_apply(principal)
         self.prepared = True
         self.outcome.user_id = principal.user_id
         self.outcome.project_id = principal.project_id

@@ -11,8 +11,11 @@ already when they were removed): 403 `not_project_member`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.utils import timezone
 
+from accounts.selectors import Principal
 from apiproxy.errors import ProxyError
 from projects.allocation import (
     EXHAUSTED,
@@ -22,6 +25,7 @@ from projects.allocation import (
     NOT_STARTED,
     AllocationState,
     allocation_check,
+    project_grants_dedicated,
 )
 from projects.windows import next_tokens_at
 
@@ -108,3 +112,15 @@ def _exhausted_message(state: AllocationState) -> str:
         f"Project '{terms.name}' has used its allocation of {window.limit:,} tokens "
         f"for this period ({WEIGHTS}); {more}."
     )
+
+
+async def project_class_apply(principal: Principal) -> Principal:
+    """A key of a running project that grants the dedicated class carries it
+    (the access rule and routing read `principal.dedicated`)."""
+    if principal.project_id is None or principal.dedicated:
+        return principal
+    if await project_grants_dedicated(
+        project_id=principal.project_id, user_id=principal.user_id
+    ):
+        return replace(principal, dedicated=True)
+    return principal

@@ -41,8 +41,11 @@ def routes_for_class(
 
 
 def service_class_dedicated(principal: Principal, tables: LimitTables) -> bool:
-    """Whether the principal's groups hold the dedicated (performance) class."""
-    return not tables.dedicated_groups.isdisjoint(principal.group_ids)
+    """Whether the principal holds the dedicated (performance) class: through
+    a group, or through the running project its key bills."""
+    return principal.dedicated or not tables.dedicated_groups.isdisjoint(
+        principal.group_ids
+    )
 
 
 def model_usable(model: CatalogModel, principal: Principal, *, dedicated: bool) -> bool:

@@ -105,6 +105,7 @@ def allocation_table() -> AllocationTable:
             ends_on=row["ends_on"],
             monthly_instalments=row["monthly_instalments"],
             member_cap_tokens=row["member_cap_tokens"],
+            dedicated=row["dedicated"],
         )
         for row in Project.objects.values(
             "pk",
@@ -114,6 +115,7 @@ def allocation_table() -> AllocationTable:
             "ends_on",
             "monthly_instalments",
             "member_cap_tokens",
+            "dedicated",
         )
     }
     members = frozenset(
@@ -324,3 +326,15 @@ async def allocation_usage_add(*, rows: Iterable[MeteredRow]) -> None:
         await client.eval(_ADD_EXISTING, len(keys), *keys, *(found[k] for k in keys))
     except (redis.RedisError, OSError):
         logger.warning("could not add usage to the allocation counters", exc_info=True)
+
+
+async def project_grants_dedicated(*, project_id: int, user_id: int) -> bool:
+    """Whether a running project that the user belongs to gives its keys the
+    dedicated service class (a cached answer: no query)."""
+    table = await allocations.current()
+    terms = table.projects.get(project_id)
+    if terms is None or not terms.dedicated:
+        return False
+    if (project_id, user_id) not in table.members:
+        return False
+    return window_at(terms, timezone.now()) is not None

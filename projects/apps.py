@@ -13,3 +13,7 @@ class ProjectsConfig(AppConfig):
         from usage.buffer import flush_listener_add
 
         flush_listener_add(allocation_usage_add)
+
+        from projects.audit import projects_audit_register
+
+        projects_audit_register()

@@ -19,6 +19,8 @@ class AllocationTerms:
     ends_on: date
     monthly_instalments: bool
     member_cap_tokens: int | None
+    # While it runs, the project's keys use the dedicated service class.
+    dedicated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

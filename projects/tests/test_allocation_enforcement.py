@@ -352,3 +352,23 @@ async def test_without_redis_the_counters_live_in_the_process(
     await used(alice, 30)
     assert (await check(alice)).refusal == "exhausted"
     assert len(seeds) == 2  # once per member: the flusher raised the rest
+
+
+def test_a_project_granting_the_dedicated_class_routes_its_keys_there(
+    proxy: ProxyRig, fake_backend_factory: Any, settings: Any
+) -> None:
+    from apiproxy.tests.test_service_classes import MESSAGES, dedicated_backend
+
+    settings.LIMITS_REFRESH_SECONDS = 0
+    dedicated = dedicated_backend(fake_backend_factory)
+    project = project_make(proxy.user, dedicated=True)
+    key = member_key(project, proxy.user)
+    from openai import OpenAI
+
+    OpenAI(base_url=proxy.base_url, api_key=key, max_retries=0).chat.completions.create(
+        model="fake-chat", messages=MESSAGES
+    )
+    assert len(dedicated.requests("/v1/chat/completions")) == 1
+    # The same user's personal key stays in the shared pool.
+    proxy.openai().chat.completions.create(model="fake-chat", messages=MESSAGES)
+    assert len(dedicated.requests("/v1/chat/completions")) == 1
