@@ -11,4 +11,11 @@ urlpatterns = [
         admin.site.admin_view(views.dashboard),
         name="ops-dashboard",
     ),
+    # Staff analytics over any range of days, from the usage rollups; the same
+    # permission as the dashboard.
+    path(
+        "admin/analytics/",
+        admin.site.admin_view(views.analytics),
+        name="ops-analytics",
+    ),
 ]

@@ -1,10 +1,12 @@
-"""The operations dashboard: one admin page with the service's state, for staff
-who hold `ops.view_dashboard` (it names users and their errors)."""
+"""The operations dashboard: one admin page with the service's state, and the
+staff analytics (usage over any range of days), for staff who hold
+`ops.view_dashboard` (they name users, projects and their errors)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from apiproxy.ratelimit import rate_limiter
+from ops.analytics import BREAKDOWNS, analytics_read
 from ops.selectors import (
     dashboard_backends,
     dashboard_recent_errors,
@@ -19,6 +22,7 @@ from ops.selectors import (
     dashboard_top_users,
     dashboard_traffic,
 )
+from ops.usagefigures import REPLICA_503_SHARE
 from usage.buffer import usage_buffer
 
 # Superusers hold every permission; other staff need this one (a 403 without).
@@ -50,3 +54,53 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "limiter": rate_limiter.stats(),
     }
     return TemplateResponse(request, "admin/ops/dashboard.html", context)
+
+
+ANALYTICS_DEFAULT_DAYS = 30
+
+
+class AnalyticsForm(forms.Form):
+    """The range (local days, both included) and the breakdown; GET, so a
+    view can be bookmarked."""
+
+    since = forms.DateField(
+        label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(label="to", widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(label="by", choices=list(BREAKDOWNS.items()))
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The range ends before it starts.")
+        return cleaned
+
+
+@permission_required(DASHBOARD_PERMISSION, raise_exception=True)
+def analytics(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    initial = {
+        "since": str(today - timedelta(days=ANALYTICS_DEFAULT_DAYS - 1)),
+        "until": str(today),
+        "by": "project",
+    }
+    form = AnalyticsForm({**initial, **request.GET.dict()})
+    figures = None
+    if form.is_valid():
+        figures = analytics_read(
+            since=form.cleaned_data["since"],
+            until=form.cleaned_data["until"],
+            by=form.cleaned_data["by"],
+        )
+    context = {
+        **admin.site.each_context(request),
+        "title": "Usage analytics",
+        "form": form,
+        "analytics": figures,
+        "breakdown": BREAKDOWNS.get(form.data.get("by", ""), ""),
+        "replica_503_pct": f"{100 * REPLICA_503_SHARE:g}",
+    }
+    return TemplateResponse(
+        request, "admin/ops/analytics.html", context, status=200 if figures else 400
+    )

@@ -158,6 +158,109 @@ class DailyUsage(UsageTotals):
         return f"{self.day} user {self.user_id} {self.model}"
 
 
+# Time to first token of served, streamed requests: the upper bounds (ms,
+# exclusive) of the analytics histogram's buckets; the last bucket is open.
+# Log-spaced, each bound at most 1.5 times the one before from 50 ms up, so a
+# percentile read from summed buckets (ops.analytics) is right to within one
+# bucket. Changing them changes what the columns mean: rebuild the rollups
+# (`rollupusage --rebuild`) over every day kept after any change.
+TTFT_BOUNDS_MS = (
+    25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000,
+    3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000, 60000, 120000,
+)  # fmt: skip
+TTFT_BUCKETS = tuple(f"ttft_{index:02d}" for index in range(len(TTFT_BOUNDS_MS) + 1))
+
+
+class AnalyticsTotals(models.Model):
+    """What the staff analytics add up per day: requests by how they ended,
+    tokens, and a histogram of time to first token (columns `ttft_00` ...
+    `ttft_23`, one per bucket of TTFT_BOUNDS_MS, added below).
+
+    How a request ended, by status: served (below 400), refused with 429
+    (rate limit, quota, too many waiting), refused with 503 (the model's queue
+    full or its wait too long, no healthy backend), refused otherwise (other
+    4xx: a bad request, no access, an allocation used up), failed (other 5xx,
+    and the rare record without a status). They add up to every request.
+    Chat (browser) and API requests are counted together; `served_browser`
+    says how many of the served came from the chat. Tokens are summed over
+    every request (refusals carry none), as in the daily usage totals."""
+
+    served = models.PositiveIntegerField(default=0)
+    served_browser = models.PositiveIntegerField(default=0)
+    refused_429 = models.PositiveIntegerField(default=0)
+    refused_503 = models.PositiveIntegerField(default=0)
+    refused_other = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    weighted_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def requests(self) -> int:
+        return (
+            self.served
+            + self.refused_429
+            + self.refused_503
+            + self.refused_other
+            + self.failed
+        )
+
+
+for _bucket in TTFT_BUCKETS:
+    AnalyticsTotals.add_to_class(_bucket, models.PositiveIntegerField(default=0))
+
+
+class DailyUserAnalytics(AnalyticsTotals):
+    """Per local day, user and project (0: the user's own budget): what the
+    analytics break down by project, and, joined to users when asked, by
+    group, affiliation and service class. Filled by the usage rollup."""
+
+    day = models.DateField(help_text="Calendar day in the portal's TIME_ZONE.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    # Projects may be deleted; their history stays (as for keys above).
+    project_id = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "daily user analytics"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user", "project_id"], name="usage_analytics_user_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id} project {self.project_id}"
+
+
+class DailyModelAnalytics(AnalyticsTotals):
+    """Per local day, model and backend (0: refused before one was chosen):
+    the per-model figures (time to first token, shares of 429 and 503) that
+    say whether a model needs another replica. Filled by the usage rollup."""
+
+    day = models.DateField(help_text="Calendar day in the portal's TIME_ZONE.")
+    model = models.CharField(max_length=200)
+    backend_id = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "daily model analytics"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "model", "backend_id"], name="usage_analytics_model_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} backend {self.backend_id}"
+
+
 class UsageReport(DailyUsage):
     """Admin's entry for the usage report (a view over the daily totals)."""
 
