@@ -186,7 +186,9 @@ def _increments(rows: Iterable[MeteredRow]) -> dict[str, tuple[int, int]]:
     # counter keys' labels) are worked out once per day, not once per row.
     windows_by_day: dict[date, list[tuple[str, int]]] = {}
     for row in rows:
-        if not row.weighted_tokens:
+        # What a project key or a conversation billing a project uses is the
+        # project's, never its owner's own quota (projects.allocation).
+        if not row.weighted_tokens or row.project_id is not None:
             continue
         day = local_day(row.started_at)
         windows = windows_by_day.get(day)

@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import BigIntegerField, Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
-from usage.models import DailyUsage, Quota, UsageRecord
+from usage.models import DailyUsage, DailyUserAnalytics, Quota, UsageRecord
 from usage.periods import (
     PERIOD_DAYS,
     local_day,
@@ -119,8 +119,23 @@ def _window_union(
     )
 
 
+def _project_rolled(*, start: datetime, end: datetime) -> QuerySet[Any]:
+    """Rolled-up use that billed a project, per user, in the window's days."""
+    return (
+        DailyUserAnalytics.objects.filter(
+            day__gte=local_day(start), day__lt=local_day(end)
+        )
+        .exclude(project_id=0)
+        .values("user_id")
+        .annotate(weighted=Sum("weighted_tokens"))
+        .order_by()
+    )
+
+
 def quota_used(*, user_id: int, start: datetime, end: datetime) -> int:
-    """Weighted tokens a user has used in [start, end), from the database."""
+    """Weighted tokens a user has used in [start, end) from their own budget,
+    from the database: what project keys and conversations billing a project
+    used is the project's (projects.allocation), not the user's quota."""
     rows = _window_union(
         start=start,
         end=end,
@@ -128,23 +143,26 @@ def quota_used(*, user_id: int, start: datetime, end: datetime) -> int:
         .values("user_id")
         .annotate(weighted=Sum("weighted_tokens"))
         .order_by(),
-        pending=UsageRecord.objects.filter(user_id=user_id)
+        pending=UsageRecord.objects.filter(user_id=user_id, project__isnull=True)
         .values("user_id")
         .annotate(weighted=Sum("weighted_tokens"))
         .order_by(),
     )
-    return sum(int(row["weighted"] or 0) for row in rows)
+    billed_projects = _project_rolled(start=start, end=end).filter(user_id=user_id)
+    used = sum(int(row["weighted"] or 0) for row in rows)
+    return max(0, used - sum(int(row["weighted"] or 0) for row in billed_projects))
 
 
 def quota_used_by_user(*, start: datetime, end: datetime) -> dict[int, int]:
-    """Weighted tokens per user in [start, end), users with any usage only."""
+    """Weighted tokens per user in [start, end) from their own budgets, users
+    with any usage only."""
     rows = _window_union(
         start=start,
         end=end,
         rolled=DailyUsage.objects.values("user_id")
         .annotate(weighted=Sum("weighted_tokens"))
         .order_by(),
-        pending=UsageRecord.objects.filter(user__isnull=False)
+        pending=UsageRecord.objects.filter(user__isnull=False, project__isnull=True)
         .values("user_id")
         .annotate(weighted=Sum("weighted_tokens"))
         .order_by(),
@@ -153,6 +171,11 @@ def quota_used_by_user(*, start: datetime, end: datetime) -> dict[int, int]:
     for row in rows:
         if row["user_id"] is not None:
             used[row["user_id"]] += int(row["weighted"] or 0)
+    for row in _project_rolled(start=start, end=end):
+        if row["user_id"] in used:
+            used[row["user_id"]] = max(
+                0, used[row["user_id"]] - int(row["weighted"] or 0)
+            )
     return dict(used)
 
 
