@@ -29,7 +29,7 @@ from projects.models import (
     ProjectMembership,
 )
 from projects.windows import AllocationTerms, Window, window_at
-from usage.models import DailyUsage, UsageRecord
+from usage.models import DailyUsage, DailyUserAnalytics, UsageRecord
 from usage.periods import local_day, local_midnight, local_zone
 from usage.selectors import TotalsRow
 
@@ -102,6 +102,37 @@ def _record_sums() -> dict[str, Any]:
     }
 
 
+def _rolled(
+    *, project_id: int, first_day: date, end_day: date, by: tuple[str, ...]
+) -> QuerySet[Any]:
+    """The rolled-up side. Without a per-model split, the analytics rollup's
+    (day, user, project) rows: they hold every request that billed the
+    project, chat turns included. Per model, the daily usage of the project's
+    keys (that rollup has no project column: chat turns billed to a project
+    are missing from the per-model split once rolled up)."""
+    if "model" not in by:
+        every = (
+            F("served")
+            + F("refused_429")
+            + F("refused_503")
+            + F("refused_other")
+            + F("failed")
+        )
+        return DailyUserAnalytics.objects.filter(
+            project_id=project_id, day__gte=first_day, day__lt=end_day
+        ).annotate(
+            r_requests=every,
+            r_errors=every - F("served"),
+            r_prompt_tokens=F("prompt_tokens"),
+            r_completion_tokens=F("completion_tokens"),
+            r_weighted_tokens=F("weighted_tokens"),
+        )
+    keys = ApiKey.objects.filter(project_id=project_id).values("pk")
+    return DailyUsage.objects.filter(
+        key_id__in=keys, day__gte=first_day, day__lt=end_day
+    ).annotate(**{f"r_{name}": F(name) for name in _SUMS})
+
+
 def project_totals(
     *,
     project_id: int,
@@ -115,10 +146,7 @@ def project_totals(
     if not by or not set(by) <= set(_GROUPS):
         raise ValueError(f"group by one or more of {_GROUPS}")
     start, end = local_midnight(first_day), local_midnight(end_day)
-    keys = ApiKey.objects.filter(project_id=project_id).values("pk")
-    rolled = DailyUsage.objects.filter(
-        key_id__in=keys, day__gte=first_day, day__lt=end_day
-    )
+    rolled = _rolled(project_id=project_id, first_day=first_day, end_day=end_day, by=by)
     pending = UsageRecord.objects.filter(
         project_id=project_id,
         rollup_batch__isnull=True,
@@ -142,7 +170,7 @@ def project_totals(
         )
     rolled = (
         rolled.values(*aliases)
-        .annotate(**{f"s_{name}": Sum(name) for name in _SUMS})
+        .annotate(**{f"s_{name}": Sum(f"r_{name}") for name in _SUMS})
         .order_by()
     )
     pending = pending.values(*aliases).annotate(**_record_sums()).order_by()

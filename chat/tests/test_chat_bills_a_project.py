@@ -8,8 +8,10 @@ from datetime import timedelta
 from django.utils import timezone
 
 from chat.tests.conftest import ChatRig
+from projects.selectors import project_used
 from projects.services import project_create, project_member_remove, project_member_set
 from tests.factories import user_make
+from usage.rollups import usage_rollup
 
 STREAM = "/chat/stream/"
 
@@ -40,6 +42,13 @@ def test_a_conversation_billing_a_project_records_the_project(chat: ChatRig) -> 
     assert response.status_code == 200, response.text
     record = chat.proxy.usage_record(response.headers["x-request-id"])
     assert record.project_id == project.pk and record.client == "browser"
+    # The project's pages count the turn, before and after the rollup.
+    today = timezone.localdate()
+    window = {"first_day": today, "end_day": today + timedelta(days=1)}
+    used = project_used(project_id=project.pk, **window)
+    assert used == record.weighted_tokens > 0
+    usage_rollup()
+    assert project_used(project_id=project.pk, **window) == used
 
 
 def test_only_members_may_choose_a_project_and_leavers_are_refused(
