@@ -43,6 +43,7 @@ from projects.invitations import (
     invitation_revoke,
 )
 from projects.models import ProjectInvitation, ProjectMembership
+from projects.reportpdf import report_pdf
 from projects.reports import month_report, project_usage_csv_write
 from projects.services import (
     project_key_create,
@@ -336,6 +337,14 @@ def settings_project_report(request: HttpRequest, project_id: int) -> HttpRespon
     report = month_report(
         project=membership.project, month=month, user_id=_own_only(membership)
     )
+    if request.GET.get("format") == "pdf":
+        pdf = report_pdf(
+            project=membership.project, report=report, generated_at=timezone.now()
+        )
+        response = HttpResponse(pdf, content_type="application/pdf")
+        name = f"project-{membership.project.pk}-{report.month:%Y-%m}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
     context = {
         "project": membership.project,
         "membership": membership,

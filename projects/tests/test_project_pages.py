@@ -523,3 +523,32 @@ def test_a_member_makes_a_project_key_on_the_project_page(
         f"/settings/projects/{climate.pk}/keys/", {"name": "x"}
     )
     assert stale.status_code == 302 and "reauthenticate" in stale["Location"]
+
+
+def test_the_monthly_report_downloads_as_a_pdf_with_the_figures(
+    db: None, alice: Any
+) -> None:
+    project = project_create(
+        name="Tartu Ülikool glaciers",
+        pi=alice,
+        allocation_tokens=1_000_000,
+        ends_on=timezone.localdate() + timedelta(days=60),
+    )
+    client = Client()
+    client.force_login(alice)
+    month = f"{timezone.localdate():%Y-%m}"
+    response = client.get(
+        f"/settings/projects/{project.pk}/report/", {"month": month, "format": "pdf"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    assert f"project-{project.pk}-{month}.pdf" in response["Content-Disposition"]
+    outsider = Client()
+    outsider.force_login(user_make(username="outsider"))
+    assert (
+        outsider.get(
+            f"/settings/projects/{project.pk}/report/", {"format": "pdf"}
+        ).status_code
+        == 404
+    )
