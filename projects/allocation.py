@@ -39,16 +39,15 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import redis
-from django.db.models import Q, Sum
 from django.utils import timezone
 
 from portal.dbthread import in_db_thread
 from portal.redisconn import async_redis
 from portal.refreshing import Refreshing
 from projects.models import Project, ProjectMembership
+from projects.selectors import project_totals
 from projects.windows import AllocationTerms, Window, window_at
 from usage.metering import MeteredRow
-from usage.models import UsageRecord
 from usage.quota import KEEP_AFTER_WINDOW, local_counters
 
 logger = logging.getLogger(__name__)
@@ -139,14 +138,19 @@ def allocation_used(
     *, project_id: int, user_id: int, start: datetime, end: datetime
 ) -> tuple[int, int]:
     """Weighted tokens the project, and the member for it, used in
-    [start, end), from the database (one query; sync, via in_db_thread)."""
-    totals = UsageRecord.objects.filter(
-        project_id=project_id, started_at__gte=start, started_at__lt=end
-    ).aggregate(
-        project=Sum("weighted_tokens"),
-        member=Sum("weighted_tokens", filter=Q(user_id=user_id)),
+    [start, end), from the database (sync, via in_db_thread): the daily
+    rollups plus the records not rolled up yet, as the project's pages count
+    them, so a counter seeded after raw records were pruned still counts
+    the whole window. Windows are whole local days."""
+    per_member = project_totals(
+        project_id=project_id,
+        first_day=timezone.localdate(start),
+        end_day=timezone.localdate(end),
+        by=("user_id",),
     )
-    return int(totals["project"] or 0), int(totals["member"] or 0)
+    project = sum(row.weighted_tokens for row in per_member.values())
+    member = per_member.get((user_id,))
+    return project, member.weighted_tokens if member is not None else 0
 
 
 @dataclass(frozen=True, slots=True)

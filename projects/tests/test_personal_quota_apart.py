@@ -4,6 +4,7 @@ owner's own quota, whatever the counters or the database say."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.utils import timezone
 from openai import OpenAI
@@ -18,8 +19,14 @@ from usage.services import quota_set
 MESSAGES = [{"role": "user", "content": "Say something."}]  # 2 prompt tokens
 
 
-def test_a_project_key_leaves_its_owners_quota_untouched(proxy: ProxyRig) -> None:
+def test_a_project_key_leaves_its_owners_quota_untouched(
+    proxy: ProxyRig, settings: Any
+) -> None:
+    from usage.quota import quota_limits
+
+    settings.USAGE_QUOTA_REFRESH_SECONDS = 0.0
     quota_set(user=proxy.user, tokens=20, period="day")
+    quota_limits.invalidate()
     project = project_create(
         name="Climate",
         pi=proxy.user,
