@@ -229,3 +229,13 @@ def user_has_mfa(*, user: User) -> bool:
     or a security key. Recovery codes alone do not count; they only stand in
     for one of those. The same test allauth's login step applies (one query)."""
     return is_mfa_enabled(user, [Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN])
+
+
+def staff_emails() -> list[str]:
+    """Where requests that staff decide are announced: active staff with an
+    address."""
+    return list(
+        User.objects.filter(is_staff=True, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )

@@ -12,17 +12,9 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.selectors import staff_emails
 from accounts.services import apikey_cache_invalidate
 from catalog.models import AccessRequest, GroupLimits
-
-
-def _staff_emails() -> list[str]:
-    return list(
-        User.objects.filter(is_staff=True, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
 
 
 @transaction.atomic
@@ -55,7 +47,7 @@ def access_request_create(
         models_wanted=models_wanted.strip()[:500],
         expected_volume=expected_volume.strip()[:200],
     )
-    recipients = _staff_emails()
+    recipients = staff_emails()
     if recipients:
         transaction.on_commit(
             lambda: send_mail(

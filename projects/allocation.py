@@ -48,6 +48,7 @@ from projects.models import Project, ProjectMembership
 from projects.selectors import project_totals
 from projects.windows import AllocationTerms, Window, window_at
 from usage.metering import MeteredRow
+from usage.quota import ADD_EXISTING as _ADD_EXISTING
 from usage.quota import KEEP_AFTER_WINDOW, local_counters
 
 logger = logging.getLogger(__name__)
@@ -75,13 +76,6 @@ for i, key in ipairs(KEYS) do
   values[i] = math.max(value, current)
 end
 return values
-"""
-# Add to the counters that exist; the others start from the database later.
-_ADD_EXISTING = """
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[i]) end
-end
-return #KEYS
 """
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import staff_emails
 from projects.models import AllocationRequest, Project, ProjectMembership
 from projects.services import allocation_set, project_create
 
@@ -33,14 +34,6 @@ def _mail(subject: str, body: str, recipients: list[str]) -> None:
             logger.exception("could not send the allocation request mail")
 
     transaction.on_commit(send)
-
-
-def _staff_emails() -> list[str]:
-    return list(
-        User.objects.filter(is_staff=True, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
 
 
 @transaction.atomic
@@ -96,7 +89,7 @@ def allocation_request_create(
         f"{requester.get_username()} asks for {tokens:,} tokens",
         f"{request}.\n\nUntil {ends_on:%Y-%m-%d}.\n\n{request.justification}\n\n"
         "Decide it in the admin under Allocation requests.",
-        _staff_emails(),
+        staff_emails(),
     )
     return request
 

@@ -53,7 +53,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return math.max(value, current)
 """
 # Add to the counters that exist; the others start from the database later.
-_ADD_EXISTING = """
+# (projects.allocation raises its counters with the same script.)
+ADD_EXISTING = """
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[i]) end
 end
@@ -217,7 +218,7 @@ async def quota_usage_add(*, rows: Iterable[MeteredRow]) -> None:
         return
     keys = list(found)
     try:
-        await client.eval(_ADD_EXISTING, len(keys), *keys, *(found[k][0] for k in keys))
+        await client.eval(ADD_EXISTING, len(keys), *keys, *(found[k][0] for k in keys))
     except (redis.RedisError, OSError):
         logger.warning("could not add usage to the quota counters", exc_info=True)
 
