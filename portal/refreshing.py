@@ -48,9 +48,11 @@ class Refreshing(Generic[T]):
         self._stale = False
 
     def invalidate(self) -> None:
-        # A flag, not loaded_at = 0: monotonic time starts near 0 at boot, so
-        # "loaded at 0" can still look fresh on a machine up less than the
-        # interval.
+        # loaded_at = 0 makes callers that arrive during the reload wait for
+        # the fresh copy; the flag makes sure there is a reload at all, as
+        # monotonic time starts near 0 at boot ("loaded at 0" can look fresh
+        # on a machine up less than the interval).
+        self.loaded_at = 0.0
         self._stale = True
 
     async def current(self) -> T:

@@ -31,7 +31,7 @@ from projects.services import (
 from tests.factories import user_make
 from tests.fixtures_proxy import ProxyRig
 from usage.models import UsageRecord
-from usage.quota import local_counters
+from usage.quota import local_counters, quota_limits
 from usage.services import quota_set
 
 MESSAGES = [{"role": "user", "content": "Say something."}]  # 2 prompt tokens
@@ -41,8 +41,10 @@ PER_REQUEST = 2 + 5  # weighted tokens of one request with max_tokens=5
 @pytest.fixture(autouse=True)
 def _fresh(fast_password_hashing: None, settings: Any) -> Iterator[None]:
     settings.PROJECT_ALLOCATION_REFRESH_SECONDS = 0.0
+    settings.USAGE_QUOTA_REFRESH_SECONDS = 0.0  # personal quotas read afresh
     settings.DEFAULT_USER_RPM = 0  # the drain test runs faster than 120/min
     allocations.invalidate()
+    quota_limits.invalidate()
     local_counters.values.clear()
     yield
     allocations.invalidate()
