@@ -92,7 +92,9 @@ def test_sigterm_lets_streams_finish_and_loses_no_usage_record(
     while True:
         try:
             httpx.get(server.url + "/healthz", timeout=1)
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            # Refused, or (when the probe races the listener's close on a
+            # busy machine) accepted and reset: either way not served.
             break
         assert time.monotonic() < deadline, "still accepting after SIGTERM"
         time.sleep(0.05)
