@@ -45,7 +45,7 @@ from portal.dbthread import in_db_thread
 from portal.redisconn import async_redis
 from portal.refreshing import Refreshing
 from projects.models import Project, ProjectMembership
-from projects.selectors import project_totals
+from projects.selectors import project_terms, project_totals
 from projects.windows import AllocationTerms, Window, window_at
 from usage.metering import MeteredRow
 from usage.quota import ADD_EXISTING as _ADD_EXISTING
@@ -90,17 +90,8 @@ class AllocationTable:
 def allocation_table() -> AllocationTable:
     """The loader (sync, in a worker thread): two queries."""
     projects = {
-        row["pk"]: AllocationTerms(
-            project_id=row["pk"],
-            name=row["name"],
-            allocation_tokens=row["allocation_tokens"],
-            starts_on=row["starts_on"],
-            ends_on=row["ends_on"],
-            monthly_instalments=row["monthly_instalments"],
-            member_cap_tokens=row["member_cap_tokens"],
-            dedicated=row["dedicated"],
-        )
-        for row in Project.objects.values(
+        project.pk: project_terms(project=project)
+        for project in Project.objects.only(
             "pk",
             "name",
             "allocation_tokens",

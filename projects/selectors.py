@@ -52,6 +52,7 @@ def project_terms(*, project: Project) -> AllocationTerms:
         ends_on=project.ends_on,
         monthly_instalments=project.monthly_instalments,
         member_cap_tokens=project.member_cap_tokens,
+        dedicated=project.dedicated,
     )
 
 
