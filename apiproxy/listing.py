@@ -17,15 +17,25 @@ from catalog.snapshot import CatalogModel
 
 
 def model_public(model: CatalogModel) -> dict[str, Any]:
-    return {
+    """OpenAI's four fields, then Portico's: what the model can do, its
+    limits, the parameters its operators recommend, and whether it is ready
+    now or will be loaded first (with how long that last took)."""
+    entry: dict[str, Any] = {
         "id": model.public_id,
         "object": "model",
         "created": model.created,
         "owned_by": model.owned_by,
+        "display_name": model.display_name or model.public_id,
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
         "capabilities": sorted(model.capabilities),
+        "recommended_params": model.recommended_params,
+        "ready": model.ready,
+        "load_seconds": None if model.ready else model.load_seconds,
     }
+    if model.embedding_dimensions:
+        entry["embedding_dimensions"] = model.embedding_dimensions
+    return entry
 
 
 async def models_list(exchange: Exchange) -> None:

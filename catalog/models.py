@@ -19,7 +19,12 @@ from catalog.baseurl import base_url_validate
 from catalog.crypto import EncryptedTextField
 from catalog.discovery import model_id_problem
 
+# What discovery reads from backends (catalog.discovery) and keeps up to date.
 CAPABILITIES = ("chat", "completions", "embeddings", "transcription", "vision")
+# What backends do not report: staff declare them (or `addalias`/admin), and
+# admission refuses a request that uses one the model is marked as lacking.
+DECLARED_CAPABILITIES = ("tools", "json_schema", "audio", "reasoning")
+ALL_CAPABILITIES = CAPABILITIES + DECLARED_CAPABILITIES
 
 
 def model_id_validate(value: str) -> None:
@@ -38,6 +43,13 @@ class Backend(models.Model):
     class Pool(models.TextChoices):
         SHARED = "shared", "shared"
         DEDICATED = "dedicated", "dedicated"
+
+    class Software(models.TextChoices):
+        UNKNOWN = "", "unknown (OpenAI-compatible)"
+        VLLM = "vllm", "vLLM"
+        LLAMACPP = "llamacpp", "llama.cpp"
+        OLLAMA = "ollama", "Ollama"
+        SGLANG = "sglang", "SGLang"
 
     name = models.CharField(
         max_length=64,
@@ -71,6 +83,15 @@ class Backend(models.Model):
         default=4,
         validators=[MinValueValidator(1)],
         help_text="Requests in flight per model on this backend; more wait.",
+    )
+    software = models.CharField(
+        max_length=16,
+        choices=Software.choices,
+        default=Software.UNKNOWN,
+        blank=True,
+        help_text="What the backend runs. Discovery fills it in when empty; it "
+        "decides which native endpoints Portico may use (Ollama's /api/ps for "
+        "loaded models, vLLM's and llama.cpp's /tokenize for exact counts).",
     )
     # Health as of the last discovery; optimistic until the first one.
     healthy = models.BooleanField(default=True)
@@ -109,6 +130,27 @@ class Model(models.Model):
     supports_embeddings = models.BooleanField("embeddings", default=False)
     supports_transcription = models.BooleanField("transcription", default=False)
     supports_vision = models.BooleanField("vision", default=False)
+    supports_tools = models.BooleanField(
+        "tools", default=True, help_text="Accepts `tools` (function calling)."
+    )
+    supports_json_schema = models.BooleanField(
+        "JSON schema",
+        default=True,
+        help_text="Accepts `response_format` of type json_schema.",
+    )
+    supports_audio = models.BooleanField(
+        "audio input", default=False, help_text="Accepts input_audio content parts."
+    )
+    supports_reasoning = models.BooleanField(
+        "reasoning",
+        default=False,
+        help_text="Thinks before answering (streams reasoning_content).",
+    )
+    embedding_dimensions = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Length of the vectors an embedding model returns.",
+    )
     capabilities_locked = models.BooleanField(
         "keep staff edits",
         default=False,
@@ -137,6 +179,28 @@ class Model(models.Model):
         validators=[MinValueValidator(Decimal("0"))],
         help_text="Tokens on this model count this many times against quotas.",
     )
+    alias_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="aliases",
+        help_text="Serve this name with another model's deployments (an alias "
+        "has none of its own). It keeps its own access, limits and quota "
+        "weight, and takes the target's context window and capabilities.",
+    )
+    default_params = models.JSONField(
+        "default parameters",
+        default=dict,
+        blank=True,
+        help_text="Merged into every request for this model; what the request "
+        'itself sets wins. E.g. {"chat_template_kwargs": {"enable_thinking": false}}.',
+    )
+    system_prompt_prefix = models.TextField(
+        blank=True,
+        help_text="Put before the request's system message (or sent as one) "
+        "in chat requests.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -149,7 +213,40 @@ class Model(models.Model):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset(c for c in CAPABILITIES if getattr(self, f"supports_{c}"))
+        """What the model does. The declared capabilities qualify generation,
+        so an embedding or speech model never lists tools or reasoning."""
+        found = {c for c in CAPABILITIES if getattr(self, f"supports_{c}")}
+        if found & {"chat", "completions"}:
+            found |= {
+                c for c in DECLARED_CAPABILITIES if getattr(self, f"supports_{c}")
+            }
+        return frozenset(found)
+
+    def clean(self) -> None:
+        super().clean()
+        target = self.alias_of
+        if target is None:
+            return
+        if target.pk == self.pk:
+            raise ValidationError({"alias_of": "A model cannot be its own alias."})
+        if target.alias_of_id is not None:
+            raise ValidationError(
+                {"alias_of": f"'{target}' is itself an alias: point at its target."}
+            )
+        if self.pk and self.aliases.exists():
+            raise ValidationError(
+                {
+                    "alias_of": "Other models are aliases of this one; it cannot "
+                    "become an alias itself."
+                }
+            )
+        if self.pk and self.deployments.exists():
+            raise ValidationError(
+                {
+                    "alias_of": "An alias has no deployments of its own: remove "
+                    "them first."
+                }
+            )
 
 
 class Deployment(models.Model):
@@ -172,6 +269,15 @@ class Deployment(models.Model):
         default=True, help_text="Listed by the backend at the last discovery."
     )
     reported_context_window = models.PositiveIntegerField(null=True, blank=True)
+    # Ollama keeps some models in memory and loads others on demand: its
+    # /api/ps, read with the health checks, says which. Empty where the
+    # backend does not say (every other kind keeps its models loaded).
+    loaded = models.BooleanField(
+        null=True, blank=True, help_text="In the backend's memory at the last check."
+    )
+    load_seconds = models.FloatField(
+        null=True, blank=True, help_text="How long the last measured load took."
+    )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -189,126 +295,23 @@ class Deployment(models.Model):
         return f"{self.model} on {self.backend}"
 
 
-class LimitFields(models.Model):
-    """Requests and tokens per minute. Empty inherits (key -> user -> groups ->
-    site default); 0 means unlimited."""
+# Kept in their own module for size; imported here so that Django registers
+# them with this app and callers keep importing them from catalog.models.
+from catalog.limitmodels import (  # noqa: E402
+    AccessRequest,
+    GroupLimits,
+    KeyLimits,
+    LimitFields,
+    UserLimits,
+)
 
-    rpm = models.PositiveIntegerField(
-        "requests per minute",
-        null=True,
-        blank=True,
-        help_text="Empty: inherit. 0: unlimited.",
-    )
-    tpm = models.PositiveIntegerField(
-        "tokens per minute",
-        null=True,
-        blank=True,
-        help_text="Empty: inherit. 0: unlimited.",
-    )
-
-    class Meta:
-        abstract = True
-
-
-class GroupLimits(LimitFields):
-    """A group's default limits for its members (the most generous of a
-    user's groups applies), and whether it holds the dedicated service class."""
-
-    group = models.OneToOneField(
-        "auth.Group", on_delete=models.CASCADE, related_name="portico_limits"
-    )
-    dedicated_access = models.BooleanField(
-        default=False,
-        help_text="Members are routed to the dedicated backend pool where a "
-        "model has one (the performance class).",
-    )
-    requestable = models.BooleanField(
-        default=False,
-        help_text="Users may ask to join this group from Settings > Access.",
-    )
-    description = models.TextField(
-        blank=True, help_text="What membership offers, shown to users who may ask."
-    )
-
-    class Meta:
-        db_table = "apiproxy_grouplimits"
-        verbose_name = verbose_name_plural = "group limits and classes"
-
-    def __str__(self) -> str:
-        return f"limits of {self.group}"
-
-
-class UserLimits(LimitFields):
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
-    )
-
-    class Meta:
-        db_table = "apiproxy_userlimits"
-        verbose_name = verbose_name_plural = "user limits"
-
-    def __str__(self) -> str:
-        return f"limits of {self.user}"
-
-
-class KeyLimits(LimitFields):
-    key = models.OneToOneField(
-        "accounts.ApiKey", on_delete=models.CASCADE, related_name="limits"
-    )
-
-    class Meta:
-        db_table = "apiproxy_keylimits"
-        verbose_name = verbose_name_plural = "key limits"
-
-    def __str__(self) -> str:
-        return f"limits of {self.key}"
-
-
-class AccessRequest(models.Model):
-    """A user's request to join a service class (a requestable group)."""
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
-        REFUSED = "refused", "Refused"
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        related_name="access_requests",
-    )
-    group = models.ForeignKey(
-        "auth.Group", on_delete=models.CASCADE, related_name="access_requests"
-    )
-    use_case = models.TextField()
-    models_wanted = models.CharField("models", max_length=500, blank=True)
-    expected_volume = models.CharField(max_length=200, blank=True)
-    state = models.CharField(
-        max_length=10, choices=State.choices, default=State.PENDING, db_index=True
-    )
-    staff_note = models.TextField(
-        blank=True, help_text="Sent to the user with the decision."
-    )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        db_table = "apiproxy_accessrequest"
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["user", "group"],
-                condition=models.Q(state="pending"),
-                name="apiproxy_one_pending_request_per_class",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.user} asks for {self.group} ({self.state})"
+__all__ = [
+    "AccessRequest",
+    "Backend",
+    "Deployment",
+    "GroupLimits",
+    "KeyLimits",
+    "LimitFields",
+    "Model",
+    "UserLimits",
+]

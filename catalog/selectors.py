@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.selectors import principal_for_user
 from catalog.access import models_for
@@ -28,10 +28,19 @@ def _live_routes() -> QuerySet[Deployment]:
 
 def model_available_list() -> QuerySet[Model]:
     """Enabled models with at least one enabled, served route on an enabled
-    backend, whoever asks. Health is not a filter: an unhealthy backend may be
-    back by the time a request arrives, and the proxy decides per request."""
+    backend, whoever asks; and enabled aliases of such models. Health is not a
+    filter: an unhealthy backend may be back by the time a request arrives,
+    and the proxy decides per request."""
     live = _live_routes().filter(model=OuterRef("pk"))
-    return Model.objects.filter(enabled=True).filter(Exists(live))
+    live_target = _live_routes().filter(model=OuterRef("alias_of"))
+    return (
+        Model.objects.filter(enabled=True)
+        .annotate(route_live=Exists(live), target_live=Exists(live_target))
+        .filter(
+            Q(alias_of__isnull=True, route_live=True)
+            | Q(alias_of__enabled=True, target_live=True)
+        )
+    )
 
 
 def models_for_user(*, user: Any) -> list[CatalogModel]:
@@ -53,8 +62,12 @@ def model_ids_for_user(user: Any) -> list[str]:
 
 def catalog_snapshot() -> list[CatalogModel]:
     """Every available model with its live routes and allowed groups, as frozen
-    plain data (catalog.snapshot). Four queries whatever the catalog's size;
-    backend API keys are decrypted once per backend."""
+    plain data (catalog.snapshot). Five queries whatever the catalog's size;
+    backend API keys are decrypted once per backend.
+
+    An alias takes its target's routes, context window, output limit and
+    capabilities (what the deployments can do) and keeps its own access,
+    weight, display name and default parameters."""
     backends = {b.pk: b for b in Backend.objects.filter(enabled=True)}
     models = model_available_list().prefetch_related(
         Prefetch(
@@ -62,30 +75,43 @@ def catalog_snapshot() -> list[CatalogModel]:
             queryset=_live_routes().order_by("backend__name"),
             to_attr="live_routes",
         ),
+        Prefetch(
+            "alias_of__deployments",
+            queryset=_live_routes().order_by("backend__name"),
+            to_attr="live_routes",
+        ),
         Prefetch("access_groups", queryset=Group.objects.only("pk")),
     )
     owned_by = settings.SITE_NAME
-    return [
-        CatalogModel(
-            public_id=model.public_id,
-            context_window=model.context_window,
-            max_output_tokens=model.max_output_tokens,
-            capabilities=model.capabilities,
-            everyone=model.everyone,
-            group_ids=frozenset(group.pk for group in model.access_groups.all()),
-            routes=tuple(
-                _route(backends[d.backend_id], d)
-                for d in model.live_routes
-                if d.backend_id in backends
-            ),
-            created=int(model.created_at.timestamp()),
-            owned_by=owned_by,
-            display_name=model.display_name or model.public_id,
-            quota_weight=float(model.quota_weight),
-            recommended_params=dict(model.recommended_params or {}),
-        )
-        for model in models
-    ]
+    return [_catalog_model(model, backends, owned_by) for model in models]
+
+
+def _catalog_model(
+    model: Model, backends: dict[int, Backend], owned_by: str
+) -> CatalogModel:
+    served = model.alias_of or model
+    return CatalogModel(
+        public_id=model.public_id,
+        context_window=served.context_window,
+        max_output_tokens=served.max_output_tokens,
+        capabilities=served.capabilities,
+        everyone=model.everyone,
+        group_ids=frozenset(group.pk for group in model.access_groups.all()),
+        routes=tuple(
+            _route(backends[d.backend_id], d)
+            for d in served.live_routes
+            if d.backend_id in backends
+        ),
+        created=int(model.created_at.timestamp()),
+        owned_by=owned_by,
+        display_name=model.display_name or model.public_id,
+        quota_weight=float(model.quota_weight),
+        recommended_params=dict(model.recommended_params or {}),
+        alias_of=served.public_id if model.alias_of_id else "",
+        default_params=dict(model.default_params or {}),
+        system_prompt_prefix=model.system_prompt_prefix,
+        embedding_dimensions=served.embedding_dimensions,
+    )
 
 
 def _route(backend: Backend, deployment: Deployment) -> Route:
@@ -98,6 +124,9 @@ def _route(backend: Backend, deployment: Deployment) -> Route:
         max_concurrency=backend.max_concurrency,
         healthy=backend.healthy,
         pool=backend.pool,
+        software=backend.software,
+        loaded=deployment.loaded,
+        load_seconds=deployment.load_seconds,
     )
 
 

@@ -27,6 +27,11 @@ class Route:
     max_concurrency: int
     healthy: bool
     pool: str = "shared"
+    software: str = ""  # catalog.models.Backend.Software: "", vllm, ollama, ...
+    # Whether the backend holds the model in memory (Ollama's /api/ps at the
+    # last check); None where the backend does not say, i.e. always loaded.
+    loaded: bool | None = None
+    load_seconds: float | None = None  # the last measured load, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,24 @@ class CatalogModel:
     display_name: str = ""
     quota_weight: float = 1.0
     recommended_params: dict[str, Any] = field(default_factory=dict)  # read-only
+    # An alias serves its target's routes under its own name, with these
+    # defaults merged into each request (read-only).
+    alias_of: str = ""
+    default_params: dict[str, Any] = field(default_factory=dict)
+    system_prompt_prefix: str = ""
+    embedding_dimensions: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether a request would start without the model being loaded
+        first: some route holds it, or no route's backend loads on demand."""
+        return any(route.loaded is not False for route in self.routes)
+
+    @property
+    def load_seconds(self) -> float | None:
+        """The last measured load time among routes that would load first."""
+        measured = [r.load_seconds for r in self.routes if r.load_seconds]
+        return max(measured) if measured else None
 
     def allowed_for(self, group_ids: Iterable[int]) -> bool:
         return self.everyone or not self.group_ids.isdisjoint(group_ids)

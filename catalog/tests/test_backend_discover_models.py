@@ -33,7 +33,7 @@ def test_it_creates_models_and_routes_with_capabilities_from_the_ids(
     result = backend_discover_models(backend=backend)
     assert result.ok
     assert sorted(result.created) == ["bge-embed", "llama-8b", "whisper-large-v3"]
-    assert caps("llama-8b") == {"chat", "completions"}
+    assert caps("llama-8b") == {"chat", "completions", "tools", "json_schema"}
     assert caps("bge-embed") == {"embeddings"}
     assert caps("whisper-large-v3") == {"transcription"}
     route = Deployment.objects.get(model__public_id="llama-8b")
@@ -55,7 +55,13 @@ def test_it_takes_what_the_backend_reports(fake_backend: FakeBackend) -> None:
     ]
     backend_discover_models(backend=register(fake_backend))
     model = Model.objects.get(public_id="qwen-vl")
-    assert model.capabilities == {"chat", "completions", "vision"}
+    assert model.capabilities == {
+        "chat",
+        "completions",
+        "vision",
+        "tools",
+        "json_schema",
+    }
     assert model.context_window == 32768
 
 

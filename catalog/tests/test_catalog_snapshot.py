@@ -55,7 +55,13 @@ def test_it_describes_each_model_with_its_routes_and_groups(two_backends: None) 
     assert set(snapshot) == {"llama", "bge-embed"}
     llama = snapshot["llama"]
     assert isinstance(llama, CatalogModel)
-    assert llama.capabilities == {"chat", "completions", "vision"}
+    assert llama.capabilities == {
+        "chat",
+        "completions",
+        "vision",
+        "tools",
+        "json_schema",
+    }
     assert (llama.context_window, llama.max_output_tokens) == (32768, 4096)
     assert llama.everyone is False
     assert llama.group_ids == {Group.objects.get(name="lab").pk}
@@ -114,7 +120,13 @@ def test_it_is_frozen_plain_data_that_keeps_keys_out_of_repr(
     assert "sk-gpu01" not in repr(llama)
     assert pickle.loads(pickle.dumps(llama)) == llama
     data = json.loads(json.dumps(llama.as_dict()))
-    assert data["capabilities"] == ["chat", "completions", "vision"]
+    assert data["capabilities"] == [
+        "chat",
+        "completions",
+        "json_schema",
+        "tools",
+        "vision",
+    ]
     assert data["routes"][0]["api_key"] == "sk-gpu01"
 
 

@@ -252,7 +252,13 @@ def test_every_row_survives_the_move_to_catalog(migrated_back) -> None:  # type:
     assert model.public_id == "llama-3-70b"
     assert model.display_name == "Llama 3 70B"
     assert (model.context_window, model.max_output_tokens) == (8192, 2048)
-    assert model.capabilities == {"chat", "completions", "vision"}
+    assert model.capabilities == {
+        "chat",
+        "completions",
+        "vision",
+        "tools",
+        "json_schema",
+    }
     assert model.capabilities_locked is True
     assert model.everyone is False
     assert model.recommended_params == {"temperature": 0.7}
