@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accounts.selectors import Principal
+from apiproxy.capabilitycheck import capabilities_check
 from apiproxy.catalog import catalog
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
@@ -66,6 +67,8 @@ async def admit(
         # models the caller may not see.
         exchange.outcome.model = UNKNOWN_MODEL
     model = _model_checked(access, principal, public_model, capability)
+    if parsed is not None:
+        capabilities_check(parsed, model)
     exchange.outcome.quota_weight = model.quota_weight
     exchange.response_headers.extend(
         await _budget_admit(principal, model_weight=model.quota_weight)

@@ -17,6 +17,7 @@ from apiproxy.errors import backend_unreachable
 from apiproxy.exchange import Exchange
 from apiproxy.guard import DisconnectGuard
 from apiproxy.http import body_read
+from apiproxy.modeldefaults import model_defaults_apply
 from apiproxy.observer import StreamObserver
 from apiproxy.parsing import (
     ENDPOINT_CAPABILITY,
@@ -65,6 +66,7 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
         cost=parsed.prompt_estimate,
         parsed=parsed,
     )
+    model_defaults_apply(parsed, admitted.model)
     if exchange.on_admitted is not None:
         await exchange.on_admitted()
     try:

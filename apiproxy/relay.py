@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -188,9 +189,19 @@ def _model_rewriter(upstream: str, public: str) -> Callable[[bytes], bytes]:
     """Clients see the public model id, even where the backend names it else."""
     if upstream == public:
         return lambda data: data
-    old = b'"model":"' + json.dumps(upstream)[1:-1].encode() + b'"'
-    new = b'"model":"' + json.dumps(public)[1:-1].encode() + b'"'
-    return lambda data: data.replace(old, new)
+    # Compact JSON (vLLM, llama.cpp, Ollama) or Python's default spacing.
+    pattern = re.compile(
+        rb'"model"(\s*:\s*)"' + re.escape(json.dumps(upstream)[1:-1].encode()) + rb'"'
+    )
+    value = json.dumps(public)[1:-1].encode()
+    needle = json.dumps(upstream)[1:-1].encode()
+
+    def rewrite(data: bytes) -> bytes:
+        if needle not in data:  # a substring screen before the regex
+            return data
+        return pattern.sub(lambda m: b'"model"' + m[1] + b'"' + value + b'"', data)
+
+    return rewrite
 
 
 async def relay_json(

@@ -23,6 +23,11 @@ STAFF_OWNED_FIELDS = frozenset(
         "supports_embeddings",
         "supports_transcription",
         "supports_vision",
+        "supports_tools",
+        "supports_json_schema",
+        "supports_audio",
+        "supports_reasoning",
+        "embedding_dimensions",
     }
 )
 
@@ -41,7 +46,15 @@ class BackendForm(forms.ModelForm):
 
     class Meta:
         model = Backend
-        fields = ["name", "base_url", "api_key", "enabled", "pool", "max_concurrency"]
+        fields = [
+            "name",
+            "base_url",
+            "api_key",
+            "enabled",
+            "pool",
+            "max_concurrency",
+            "software",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -88,8 +101,16 @@ class BackendForm(forms.ModelForm):
 class DeploymentInline(admin.TabularInline):
     model = Deployment
     extra = 0
-    fields = ["backend", "upstream_model", "enabled", "served", "last_seen_at"]
-    readonly_fields = ["served", "last_seen_at"]
+    fields = [
+        "backend",
+        "upstream_model",
+        "enabled",
+        "served",
+        "loaded",
+        "load_seconds",
+        "last_seen_at",
+    ]
+    readonly_fields = ["served", "loaded", "load_seconds", "last_seen_at"]
     autocomplete_fields = ["backend"]
 
 
@@ -112,7 +133,7 @@ class BackendAdmin(admin.ModelAdmin):
     readonly_fields = ["healthy", "last_checked_at", "last_error"]
     fieldsets = [
         (None, {"fields": ["name", "base_url", "api_key", "clear_api_key"]}),
-        ("Serving", {"fields": ["enabled", "pool", "max_concurrency"]}),
+        ("Serving", {"fields": ["enabled", "pool", "max_concurrency", "software"]}),
         ("Health", {"fields": ["healthy", "last_checked_at", "last_error"]}),
     ]
     actions = ["refresh_discovery"]
@@ -158,6 +179,7 @@ class ModelAdmin(admin.ModelAdmin):
     list_display = [
         "public_id",
         "display_name",
+        "alias_of",
         "enabled",
         "everyone",
         "context_window",
@@ -166,12 +188,15 @@ class ModelAdmin(admin.ModelAdmin):
         "supports_embeddings",
         "supports_transcription",
         "supports_vision",
+        "supports_tools",
+        "supports_reasoning",
         "capabilities_locked",
         "quota_weight",
     ]
     list_filter = [
         "enabled",
         "everyone",
+        ("alias_of", admin.EmptyFieldListFilter),
         "supports_chat",
         "supports_embeddings",
         "supports_transcription",
@@ -195,6 +220,11 @@ class ModelAdmin(admin.ModelAdmin):
                     "supports_embeddings",
                     "supports_transcription",
                     "supports_vision",
+                    "supports_tools",
+                    "supports_json_schema",
+                    "supports_audio",
+                    "supports_reasoning",
+                    "embedding_dimensions",
                     "context_window",
                     "max_output_tokens",
                     "capabilities_locked",
@@ -202,7 +232,17 @@ class ModelAdmin(admin.ModelAdmin):
             },
         ),
         ("Use", {"fields": ["recommended_params", "quota_weight"]}),
+        (
+            "Alias and request defaults",
+            {
+                "fields": ["alias_of", "default_params", "system_prompt_prefix"],
+                "description": "An alias serves its target's deployments under "
+                "this name (and takes the target's capabilities and context "
+                "window). Default parameters apply to any model.",
+            },
+        ),
     ]
+    autocomplete_fields = ["alias_of"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
         # Filtering on deployments__backend joins: keep one row per model.

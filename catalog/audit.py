@@ -33,6 +33,7 @@ BACKEND_AUDITED_FIELDS = [
     "enabled",
     "pool",
     "max_concurrency",
+    "software",
 ]
 SCHEDULE_WRITTEN_FIELDS = ["created_at", "updated_at"]
 
@@ -49,7 +50,13 @@ def catalog_audit_register() -> None:
         Model, exclude_fields=SCHEDULE_WRITTEN_FIELDS, m2m_fields={"access_groups"}
     )
     auditlog.register(
-        Deployment, exclude_fields=[*SCHEDULE_WRITTEN_FIELDS, "last_seen_at"]
+        Deployment,
+        exclude_fields=[
+            *SCHEDULE_WRITTEN_FIELDS,
+            "last_seen_at",
+            "loaded",
+            "load_seconds",
+        ],
     )
     for limits in (GroupLimits, UserLimits, KeyLimits):
         auditlog.register(limits)

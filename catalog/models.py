@@ -224,6 +224,10 @@ class Model(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        if not isinstance(self.default_params, dict):
+            raise ValidationError(
+                {"default_params": 'A JSON object, e.g. {"temperature": 0.6}.'}
+            )
         target = self.alias_of
         if target is None:
             return
