@@ -180,6 +180,11 @@ def test_the_sdk_works_with_an_api_base_url(proxy: ProxyRig) -> None:
 
 
 def test_image_parts_reach_a_vision_model_as_data_urls(proxy: ProxyRig) -> None:
+    from apiproxy.catalog import catalog
+    from catalog.models import Model
+
+    Model.objects.filter(public_id="fake-chat").update(supports_vision=True)
+    catalog.invalidate()
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
     content = [
         {"type": "text", "text": "What is this?"},
