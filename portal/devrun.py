@@ -25,8 +25,10 @@ from django.conf import settings
 from django.db import connections
 
 from accounts.services import admin_ensure
+from catalog.declared import model_capabilities_declare
 from catalog.services import backend_add, backend_discover_models
 from portal.demobackend import (
+    EMBEDDING_DIMENSIONS,
     MODEL_ID,
     DemoBackend,
     DemoBackendFailed,
@@ -97,6 +99,13 @@ def demo_backend_register(*, backend: DemoBackend) -> str:
             f"Demo backend registered as {DEMO_BACKEND_NAME!r} at {backend.base_url},"
             f" but model discovery failed: {result.error}"
         )
+    # llama-server reports every model as "completion"; the demo one also
+    # serves embeddings (portal.demobackend).
+    model_capabilities_declare(
+        public_id=backend.model_id,
+        embeddings=True,
+        embedding_dimensions=EMBEDDING_DIMENSIONS,
+    )
     served = ", ".join(result.served) or "no models"
     return (
         f"Demo backend ready: {served} at {backend.base_url}"

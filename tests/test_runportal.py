@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from portal.demobackend import (
+    EMBEDDING_DIMENSIONS,
     MODEL_ID,
     DemoBackendUnavailable,
     demo_backend_start,
@@ -118,6 +119,16 @@ def test_the_demo_backend_streams_a_chat_with_usage_and_leaves_nothing_behind(
         assert chunks[-1]["choices"] == []
         assert 1 <= usage["completion_tokens"] <= 4
         assert usage["prompt_tokens"] > 0
+
+        # The same server answers /v1/embeddings (a long input too).
+        embedded = httpx.post(
+            f"{backend.base_url}/embeddings",
+            json={"model": MODEL_ID, "input": ["Tartu", "word " * 1500]},
+            timeout=60,
+        )
+        assert embedded.status_code == 200, embedded.text
+        vectors = [item["embedding"] for item in embedded.json()["data"]]
+        assert [len(vector) for vector in vectors] == [EMBEDDING_DIMENSIONS] * 2
     finally:
         backend.stop()
     assert not process_alive(backend.pid)
@@ -128,7 +139,7 @@ def test_the_demo_backend_streams_a_chat_with_usage_and_leaves_nothing_behind(
 @pytest.mark.django_db
 def test_each_run_updates_the_one_demo_backend_in_the_catalog(tmp_path: Path) -> None:
     pytest.importorskip("catalog.services", reason="the backend catalog is not there")
-    from catalog.models import Backend
+    from catalog.models import Backend, Model
 
     base_urls = []
     for run in range(2):
@@ -147,6 +158,9 @@ def test_each_run_updates_the_one_demo_backend_in_the_catalog(tmp_path: Path) ->
     (registered,) = Backend.objects.all()
     assert registered.name == "demo"
     assert registered.base_url == base_urls[1]
+    model = Model.objects.get(public_id=MODEL_ID)
+    assert {"chat", "embeddings"} <= model.capabilities
+    assert model.embedding_dimensions == EMBEDDING_DIMENSIONS
 
 
 # --- the admin bootstrap ---------------------------------------------------
