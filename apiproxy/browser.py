@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -62,6 +63,11 @@ class BrowserResult:
     text: str  # the assistant text the browser was sent
     error: str  # the error message it was shown, "" if none
     outcome: RequestOutcome  # tokens, finish reason, status, request id
+    # A reasoning model's thinking (`delta.reasoning_content`, or vLLM's newer
+    # `delta.reasoning`) as sent, and how long it took: from its first piece
+    # to the answer's first text (or the end, when no answer came).
+    reasoning: str = ""
+    reasoning_seconds: float | None = None
 
 
 class BrowserTurn(Protocol):
@@ -125,19 +131,32 @@ def _django_gate(
 
 
 class StreamText:
-    """Reads the assistant text (and any error message) from what is sent to
-    the browser, without touching the bytes relayed."""
+    """Reads the assistant text, any reasoning and any error message from what
+    is sent to the browser, without touching the bytes relayed."""
 
     def __init__(self) -> None:
         self.status = 0
         self.error = ""
         self._parts: list[str] = []
+        self._thoughts: list[str] = []
+        self._thinking: tuple[float, float | None] | None = None  # start, end
         self._events = False
         self._pending = b""
 
     @property
     def text(self) -> str:
         return "".join(self._parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._thoughts)
+
+    @property
+    def reasoning_seconds(self) -> float | None:
+        if self._thinking is None:
+            return None
+        start, end = self._thinking
+        return round((end or time.monotonic()) - start, 2)
 
     def feed(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -172,9 +191,18 @@ class StreamText:
             self._error_from(data)
         for choice in event.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
-            content = delta.get("content") if isinstance(delta, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                self._thoughts.append(thought)
+                if self._thinking is None:
+                    self._thinking = (time.monotonic(), None)
+            content = delta.get("content")
             if isinstance(content, str):
                 self._parts.append(content)
+                if content and self._thinking and self._thinking[1] is None:
+                    self._thinking = (self._thinking[0], time.monotonic())
 
     def _error_from(self, body: bytes) -> None:
         try:
@@ -308,7 +336,11 @@ class _BrowserCall:
 
     async def finish(self) -> None:
         result = BrowserResult(
-            text=self.seen.text, error=self.seen.error, outcome=self.outcome
+            text=self.seen.text,
+            error=self.seen.error,
+            outcome=self.outcome,
+            reasoning=self.seen.reasoning,
+            reasoning_seconds=self.seen.reasoning_seconds,
         )
         try:
             await in_db_thread(self.turn.finish, result=result)

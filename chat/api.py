@@ -56,6 +56,8 @@ def message_data(message: Message) -> dict[str, Any]:
         "finish_reason": message.finish_reason,
         "prompt_tokens": message.prompt_tokens,
         "completion_tokens": message.completion_tokens,
+        "reasoning": message.reasoning,
+        "reasoning_seconds": message.reasoning_seconds,
     }
 
 
@@ -144,6 +146,8 @@ _MESSAGE = inline_serializer(
         "finish_reason": serializers.CharField(),
         "prompt_tokens": serializers.IntegerField(allow_null=True),
         "completion_tokens": serializers.IntegerField(allow_null=True),
+        "reasoning": serializers.CharField(),
+        "reasoning_seconds": serializers.FloatField(allow_null=True),
     },
 )
 _DETAIL = inline_serializer(

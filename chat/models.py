@@ -3,7 +3,8 @@
 A conversation carries its own settings (model, system prompt, temperature);
 the model's recommended sampling parameters (catalog.models.Model) apply
 where the conversation sets none. Messages are what the user wrote and what
-the model answered, with the token counts the meter saw.
+the model answered (with a reasoning model's thinking beside the answer),
+with the token counts the meter saw.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # A reasoning model's thinking before its answer, and how long it took.
+    # Shown with the answer, never sent back to the model (chat.turns).
+    reasoning = models.TextField(blank=True)
+    reasoning_seconds = models.FloatField(null=True, blank=True)
     # The proxy's request id (the usage record's), to find the two together.
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

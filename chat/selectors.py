@@ -38,10 +38,29 @@ class ChatModel:
     max_output_tokens: int | None
     capabilities: tuple[str, ...]
     recommended_params: dict[str, Any] = field(default_factory=dict)
+    # False: no backend holds the model now, so the first answer waits while
+    # one loads it (for about `load_seconds`, when a load was measured).
+    ready: bool = True
+    load_seconds: float | None = None
 
     @property
     def vision(self) -> bool:
         return "vision" in self.capabilities
+
+    @property
+    def readiness(self) -> str:
+        """What the picker says after the name: "" for a ready model, else
+        "loads first", with the measured load time when there is one."""
+        if self.ready:
+            return ""
+        if self.load_seconds:
+            return f"loads first (about {max(1, round(self.load_seconds))} s)"
+        return "loads first"
+
+    @property
+    def picker_label(self) -> str:
+        readiness = self.readiness
+        return f"{self.display_name} — {readiness}" if readiness else self.display_name
 
     def sampling_defaults(self) -> dict[str, int | float]:
         """The recommended parameters a request may carry (numbers only)."""
@@ -61,6 +80,8 @@ class ChatModel:
             "max_output_tokens": self.max_output_tokens,
             "capabilities": list(self.capabilities),
             "recommended": self.sampling_defaults(),
+            "ready": self.ready,
+            "readiness": self.readiness,
         }
 
 
@@ -75,6 +96,8 @@ def chat_model_list(*, user: Any) -> list[ChatModel]:
             max_output_tokens=model.max_output_tokens,
             capabilities=tuple(sorted(model.capabilities)),
             recommended_params=dict(model.recommended_params),
+            ready=model.ready,
+            load_seconds=model.load_seconds,
         )
         for model in models
     ]

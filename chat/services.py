@@ -23,6 +23,13 @@ ACTIONS = ("send", "regenerate", "edit")
 _UNSET: Any = object()
 
 
+def _storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: a backend's stream may carry NUL or
+    a lone surrogate (JSON escapes), which would lose the whole answer."""
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class TurnError(ValueError):
     """The turn cannot be taken (nothing to regenerate, an empty message)."""
 
@@ -174,6 +181,8 @@ def conversation_reply_record(
     prompt_tokens: int | None,
     completion_tokens: int | None,
     request_id: str,
+    reasoning: str = "",
+    reasoning_seconds: float | None = None,
 ) -> Message | None:
     """Record the answer to `user_message_id`: everything after that message
     is replaced by it, so regenerating keeps one answer per question.
@@ -182,7 +191,9 @@ def conversation_reply_record(
     the browser was sent: a stream the user stopped keeps what was shown. A
     request that produced no text records nothing (the browser showed an
     error instead), and neither does one whose conversation or question was
-    deleted meanwhile.
+    deleted meanwhile. A reasoning model's thinking is kept beside the answer
+    (an answer stopped while the model was still thinking keeps the thinking
+    alone); chat.turns never sends it back to the model.
     """
     conversation = (
         Conversation.objects.select_for_update().filter(pk=conversation_id).first()
@@ -192,13 +203,15 @@ def conversation_reply_record(
     question = Message.objects.filter(
         pk=user_message_id, conversation=conversation, role=Message.Role.USER
     ).first()
-    if question is None or not content:
+    if question is None or not (content or reasoning):
         return None
     Message.objects.filter(conversation=conversation, id__gt=question.pk).delete()
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
-        content=content,
+        content=_storable(content),
+        reasoning=_storable(reasoning),
+        reasoning_seconds=reasoning_seconds,
         model=model,
         finish_reason=finish_reason[:32],
         prompt_tokens=prompt_tokens,

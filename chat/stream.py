@@ -140,6 +140,8 @@ class ChatTurn:
             prompt_tokens=outcome.prompt_tokens or None,
             completion_tokens=outcome.completion_tokens or None,
             request_id=outcome.request_id,
+            reasoning=result.reasoning,
+            reasoning_seconds=result.reasoning_seconds,
         )
 
 

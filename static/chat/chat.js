@@ -143,7 +143,8 @@
     var caps = model.capabilities.filter(function (c) {
       return c !== "completions";
     });
-    modelInfo.textContent = window_ + " · " + caps.join(", ");
+    modelInfo.textContent = window_ + " · " + caps.join(", ") +
+      (model.readiness ? " · " + model.readiness : "");
     var params = Object.keys(model.recommended).map(function (name) {
       return name + " " + model.recommended[name];
     });
@@ -247,6 +248,8 @@
     controller = new AbortController();
     setBusy(true);
     var message = answerView.message;
+    var timer = Messages.reasoningTimer(message);
+    answerView.streaming = true;
     var pending = false;
     function paint() {
       if (pending) {
@@ -264,11 +267,16 @@
       var result = await Stream.run(root.dataset.streamUrl, root.dataset.csrf, payload,
         controller.signal, {
           onWaiting: function (place, text) {
-            if (!message.content) {
+            if (!message.content && !message.reasoning) {
               answerView.body.replaceChildren(el("p", "waiting muted", text));
             }
           },
+          onReasoning: function (text) {
+            timer.thought(text);
+            paint();
+          },
           onDelta: function (text) {
+            timer.answered();
             message.content += text;
             paint();
           },
@@ -287,6 +295,8 @@
         unsent = payload;
       }
     }
+    timer.answered();
+    answerView.streaming = false;
     fillBody(answerView);
     fillMeta(answerView);
     if (message.error) {

@@ -1,6 +1,8 @@
 // How one message looks: its body (plain text for the user, rendered and
-// sanitised Markdown for the model, see render.js) and its footer (how it
-// ended, the model, token usage, copy). Shared helpers for the chat's scripts.
+// sanitised Markdown for the model, see render.js, after a reasoning model's
+// thinking in a closed "Thought for N s" section, as plain text) and its
+// footer (how it ended, the model, token usage, copy). Shared helpers for the
+// chat's scripts.
 (function () {
   "use strict";
 
@@ -75,6 +77,51 @@
     });
   }
 
+  function thoughtFor(seconds) {
+    return "Thought for " + Math.max(1, Math.round(seconds)) + " s";
+  }
+
+  // The thinking's <details>: made once per view and updated in place, so a
+  // reader who opens it while it streams keeps it open. Closed by default.
+  // textContent only: thinking is shown as the model wrote it, never as markup.
+  function thinking(view) {
+    if (!view.thinking) {
+      var details = el("details", "thinking");
+      details.append(el("summary", "thinking-summary"), el("div", "thinking-text"));
+      view.thinking = details;
+    }
+    var message = view.message;
+    var summary = "Thoughts";
+    if (message.reasoning_seconds != null) {
+      summary = thoughtFor(message.reasoning_seconds);
+    } else if (view.streaming) {
+      summary = "Thinking…";
+    }
+    view.thinking.classList.toggle("live", summary === "Thinking…");
+    view.thinking.firstChild.textContent = summary;
+    view.thinking.lastChild.textContent = message.reasoning;
+    return view.thinking;
+  }
+
+  // Collects a streaming answer's thinking and times it: from its first piece
+  // to the answer's first text (or the end of the stream, when none came).
+  function reasoningTimer(message) {
+    var started = null;
+    return {
+      thought: function (text) {
+        if (started === null) {
+          started = window.performance.now();
+        }
+        message.reasoning = (message.reasoning || "") + text;
+      },
+      answered: function () {
+        if (started !== null && message.reasoning_seconds == null) {
+          message.reasoning_seconds = (window.performance.now() - started) / 1000;
+        }
+      },
+    };
+  }
+
   function fillBody(view) {
     var message = view.message;
     if (message.role === "user") {
@@ -86,7 +133,12 @@
         view.body.appendChild(img);
       });
     } else {
-      view.body.replaceChildren(Render.markdown(message.content));
+      var answer = Render.markdown(message.content);
+      if (message.reasoning) {
+        view.body.replaceChildren(thinking(view), answer);
+      } else {
+        view.body.replaceChildren(answer);
+      }
       decorateCode(view.body);
     }
   }
@@ -113,5 +165,6 @@
     formatNumber: formatNumber,
     fillBody: fillBody,
     fillMeta: fillMeta,
+    reasoningTimer: reasoningTimer,
   };
 })();

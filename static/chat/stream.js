@@ -80,7 +80,8 @@
       " Regenerate to try again.", "backend");
   }
 
-  // Run one call. `handlers`: onWaiting(place, text), onDelta(text), onUsage(usage).
+  // Run one call. `handlers`: onWaiting(place, text), onReasoning(text) (a
+  // reasoning model's thinking), onDelta(text) (the answer), onUsage(usage).
   // Resolves to {stopped: bool}; rejects with a ChatError.
   async function run(url, csrfToken, payload, signal, handlers) {
     var response;
@@ -171,7 +172,13 @@
       throw midStreamError(event.error);
     }
     (event.choices || []).forEach(function (choice) {
-      var content = choice && choice.delta && choice.delta.content;
+      var delta = (choice && choice.delta) || {};
+      // llama.cpp and vLLM: reasoning_content; newer vLLM: reasoning.
+      var thought = delta.reasoning_content || delta.reasoning;
+      if (typeof thought === "string" && thought) {
+        handlers.onReasoning(thought);
+      }
+      var content = delta.content;
       if (typeof content === "string" && content) {
         handlers.onDelta(content);
       }
