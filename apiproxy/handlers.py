@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from apiproxy.errors import backend_unreachable
 from apiproxy.exchange import Exchange
 from apiproxy.guard import DisconnectGuard
 from apiproxy.http import body_read
+from apiproxy.mediafetch import media_inline
 from apiproxy.modeldefaults import model_defaults_apply
 from apiproxy.observer import StreamObserver
 from apiproxy.parsing import (
@@ -34,7 +36,7 @@ from apiproxy.relay import (
     upstream_headers,
     upstream_open,
 )
-from apiproxy.routing import picker
+from apiproxy.routing import load_observed, picker
 from apiproxy.slots import slot_key
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ async def completion_handle(exchange: Exchange, endpoint: str) -> None:
         cost=parsed.prompt_estimate,
         parsed=parsed,
     )
+    await media_inline(parsed, request_id=outcome.request_id)
     model_defaults_apply(parsed, admitted.model)
     if exchange.on_admitted is not None:
         await exchange.on_admitted()
@@ -155,6 +158,7 @@ def _position_reporter(
 
 async def _relay_once(exchange: Exchange, parsed: ParsedRequest, route: Route) -> None:
     outcome = exchange.outcome
+    sent_at = time.monotonic()
     response = await upstream_open(
         route,
         parsed.endpoint,
@@ -199,3 +203,5 @@ async def _relay_once(exchange: Exchange, parsed: ParsedRequest, route: Route) -
             # Closing (not releasing) drops the connection, which is how the
             # backend learns that nobody is reading any more.
             response.close()
+    # A request that made its backend load the model timed the load.
+    await load_observed(route, sent_at=sent_at, first_token_at=outcome.first_token_at)

@@ -65,6 +65,18 @@ BACKEND_ERRORS = Counter(
     ["backend", "kind"],
 )
 
+MEDIA_FETCHES = Counter(
+    "portico_media_fetches",
+    "Remote media URLs Portico fetched for requests, by outcome (ok, "
+    "address_refused, unresolved, too_large, timeout, wrong_type, http_status, "
+    "redirects, unreachable, cancelled).",
+    ["outcome"],
+)
+MEDIA_FETCH_BYTES = Counter(
+    "portico_media_fetch_bytes",
+    "Bytes of the media files Portico fetched and inlined.",
+)
+
 
 class _BackendNames:
     """Backend id -> name from the catalog snapshot, rebuilt only when the
@@ -140,3 +152,11 @@ def queue_wait_observe(*, model: str, seconds: float) -> None:
     """Called by the queue when a request gets its slot; `model` is a public
     id the catalog admitted."""
     QUEUE_WAIT.labels(model).observe(seconds)
+
+
+def media_fetch_observe(*, outcome: str, size: int) -> None:
+    """Called once per media URL fetched (or refused while fetching);
+    `outcome` is one of the fixed labels above."""
+    MEDIA_FETCHES.labels(outcome).inc()
+    if size:
+        MEDIA_FETCH_BYTES.inc(size)

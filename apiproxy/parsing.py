@@ -8,10 +8,11 @@ import asyncio
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apiproxy.errors import ProxyError, invalid_request
+from apiproxy.mediaparts import MediaRef, media_collect
 
 # Fields that would let a caller redirect traffic or smuggle credentials
 # upstream (LiteLLM-style clients send some of them).
@@ -45,6 +46,8 @@ class ParsedRequest:
     client_wants_usage: bool
     body: dict[str, Any]
     prompt_estimate: int
+    # Remote media URLs to fetch and inline once the request is admitted.
+    media: list[MediaRef] = field(default_factory=list)
 
 
 def body_too_large(limit: int) -> ProxyError:
@@ -136,40 +139,6 @@ def _text_length(content: Any, param: str) -> int:
 # context check is not fooled by an image-only message.
 IMAGE_TOKEN_ESTIMATE_CHARS = 85 * 4
 
-# Where a request may name media by URL: content parts of chat messages
-# (image_url, video_url, audio_url, file.file_url) and the Responses API's
-# input items (input_image.image_url, input_file.file_url). vLLM and others
-# fetch such URLs themselves, from the GPU hosts: server-side request forgery.
-# Every such field may hold an inline data: URL only.
-_URL_FIELDS = frozenset({"url", "image_url", "video_url", "audio_url", "file_url"})
-
-
-def media_urls_check(value: Any, where: str) -> None:
-    """Refuse any media URL in `value` (a message list or a Responses input)
-    that is not an inline data: URL. Walks each container once."""
-    pending: list[tuple[Any, str]] = [(value, where)]
-    while pending:
-        item, path = pending.pop()
-        if isinstance(item, list):
-            pending.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if key in _URL_FIELDS and isinstance(child, str):
-                    _media_url_check(child, f"{path}.{key}")
-                elif isinstance(child, dict | list):
-                    pending.append((child, f"{path}.{key}"))
-
-
-def _media_url_check(url: str, where: str) -> None:
-    if url[:5].lower() == "data:":
-        return
-    raise invalid_request(
-        f"'{where}' must be an inline data URL. Remote URLs are not fetched by "
-        "this portal (backends must not reach the network on your behalf): send "
-        "the file inline as base64, e.g. data:image/png;base64,...",
-        param=where,
-    )
-
 
 def _chat_validate(body: dict[str, Any]) -> int:
     messages = body.get("messages")
@@ -187,7 +156,6 @@ def _chat_validate(body: dict[str, Any]) -> int:
                 f"'{where}.role' must be a string.", param=f"{where}.role"
             )
         chars += _text_length(message.get("content"), f"{where}.content") + 16
-    media_urls_check(messages, "messages")
     for name in ("tools", "stop"):
         value = body.get(name)
         if value is not None and not isinstance(
@@ -248,7 +216,6 @@ def _embeddings_validate(body: dict[str, Any]) -> int:
 def _responses_validate(body: dict[str, Any]) -> int:
     if "input" not in body:
         raise invalid_request("You must provide an input parameter.", param="input")
-    media_urls_check(body["input"], "input")
     return len(json.dumps(body["input"]))
 
 
@@ -267,6 +234,7 @@ def request_parse(endpoint: str, raw: bytes) -> ParsedRequest:
         del body[name]
     model = _require_model(body)
     chars = _VALIDATORS[endpoint](body)
+    media = media_collect(endpoint, body)
     stream = _optional_bool(body, "stream") if endpoint != "embeddings" else False
     options = body.get("stream_options")
     client_wants_usage = False
@@ -293,6 +261,7 @@ def request_parse(endpoint: str, raw: bytes) -> ParsedRequest:
         client_wants_usage=client_wants_usage,
         body=body,
         prompt_estimate=chars // 4 + 1,
+        media=media,
     )
 
 

@@ -76,3 +76,25 @@ def request_log(outcome: RequestOutcome) -> None:
         return
     text = " ".join([f"{name}={_value(value)}" for name, value in fields.items()])
     logger.info("request %s", text, extra={"fields": fields})
+
+
+def media_fetch_log(
+    *, request_id: str, host: str, outcome: str, size: int, duration_ms: int
+) -> None:
+    """One line per media URL Portico fetched for a request. The host only:
+    a URL's path and query can hold tokens (signed links), so they are never
+    logged."""
+    if not settings.LOG_REQUESTS or not logger.isEnabledFor(logging.INFO):
+        return
+    fields = {
+        "request_id": request_id,
+        "host": host[:_MAX_TEXT],
+        "outcome": outcome,
+        "bytes": size,
+        "duration_ms": duration_ms,
+    }
+    if settings.LOG_FORMAT == "json":
+        logger.info("media_fetch", extra={"fields": fields})
+        return
+    text = " ".join([f"{name}={_value(value)}" for name, value in fields.items()])
+    logger.info("media_fetch %s", text, extra={"fields": fields})

@@ -21,6 +21,9 @@ An id becomes a name users type, a route's upstream name and text in pages, API
 errors and SSE comment lines, so one that cannot be all of these safely (control
 or invisible characters, edge whitespace, over 200 characters) is skipped, not
 repaired: a trimmed or cut name would no longer be the one the backend serves.
+
+Also here: what software a model list reveals (`owned_by`), and which models an
+Ollama GET /api/ps answer holds in memory (catalog.loadstate uses both).
 """
 
 from __future__ import annotations
@@ -206,3 +209,46 @@ def _first_int(entry: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> int
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+# What a backend says it runs, as GET /v1/models' `owned_by` puts it: Ollama
+# says "library" for its own models (or the namespace a model was pulled from).
+_SOFTWARE_BY_OWNER = {
+    "library": "ollama",
+    "ollama": "ollama",
+    "vllm": "vllm",
+    "llamacpp": "llamacpp",
+    "llama.cpp": "llamacpp",
+    "sglang": "sglang",
+}
+
+
+def software_from_model_list(payload: Any) -> str:
+    """The software a /v1/models answer reveals through `owned_by` (one of
+    catalog.models.Backend.Software's values), or "" when it says nothing."""
+    entries = payload.get("data") if isinstance(payload, dict) else None
+    for entry in entries if isinstance(entries, list) else ():
+        owner = entry.get("owned_by") if isinstance(entry, dict) else None
+        if isinstance(owner, str) and owner.lower() in _SOFTWARE_BY_OWNER:
+            return _SOFTWARE_BY_OWNER[owner.lower()]
+    return ""
+
+
+def loaded_names_parse(payload: Any) -> frozenset[str]:
+    """The models an Ollama GET /api/ps answer holds in memory, by `name` and
+    `model`, each without a `:latest` tag (see model_name_normalise)."""
+    entries = payload.get("models") if isinstance(payload, dict) else None
+    if not isinstance(entries, list):
+        raise ModelListInvalid("no `models` list")
+    names: set[str] = set()
+    for entry in entries:
+        for key in ("name", "model"):
+            value = entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(value, str) and value:
+                names.add(model_name_normalise(value))
+    return frozenset(names)
+
+
+def model_name_normalise(name: str) -> str:
+    """Ollama calls "llama3" and "llama3:latest" the same model."""
+    return name.removesuffix(":latest")

@@ -106,7 +106,10 @@ def _catalog_model(
         owned_by=owned_by,
         display_name=model.display_name or model.public_id,
         quota_weight=float(model.quota_weight),
-        recommended_params=dict(model.recommended_params or {}),
+        # An alias without recommendations of its own shows its target's.
+        recommended_params=dict(
+            model.recommended_params or served.recommended_params or {}
+        ),
         alias_of=served.public_id if model.alias_of_id else "",
         default_params=dict(model.default_params or {}),
         system_prompt_prefix=model.system_prompt_prefix,

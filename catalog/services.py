@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from catalog.baseurl import base_url_normalise
 from catalog.discovery import ModelListInvalid, ReportedModel, model_list_read
+from catalog.loadstate import backend_load_state_refresh
 from catalog.models import (
     CAPABILITIES,
     Backend,
@@ -132,11 +133,13 @@ def backend_discover_models(
     longer listed marked not served rather than deleted. Capabilities and limits
     of a model staff have edited (`capabilities_locked`) are never overwritten.
     Ids that cannot be names (catalog.discovery.model_id_problem) are skipped
-    and logged, never stored.
+    and logged, never stored. Then what the backend runs and which models it
+    holds in memory (catalog.loadstate), which never changes its health.
     """
     checked_at = timezone.now()
     try:
-        listing = model_list_read(_model_list_fetch(backend, client))
+        payload = _model_list_fetch(backend, client)
+        listing = model_list_read(payload)
     except ModelListInvalid:
         error = "The answer to GET /models is not an OpenAI model list"
         return _discovery_failed(backend, error, checked_at)
@@ -151,6 +154,7 @@ def backend_discover_models(
     result = _catalog_apply(backend, listing.models, checked_at)
     result.skipped = listing.skipped
     _health_record(backend, healthy=True, error="", at=checked_at)
+    backend_load_state_refresh(backend=backend, listing=payload, client=client)
     return result
 
 

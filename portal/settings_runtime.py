@@ -37,6 +37,21 @@ REFUSALS_PER_MINUTE = env_int("REFUSALS_PER_MINUTE", 60, minimum=1)
 AUTH_FAILURES_PER_MINUTE = env_int("AUTH_FAILURES_PER_MINUTE", 60, minimum=1)
 # How stale the proxy's in-memory model catalog may get.
 CATALOG_REFRESH_SECONDS = env_float("CATALOG_REFRESH_SECONDS", 5.0, minimum=0.0)
+# Route to a backend that already holds the model (Ollama loads on demand; a
+# switch takes seconds and evicts others' model): apiproxy.routing. Off: least
+# in flight, as for every other backend (for comparisons).
+ROUTING_PREFER_LOADED = env_bool("ROUTING_PREFER_LOADED", True)
+# Remote media URLs in requests (apiproxy.mediafetch, docs/media.md): Portico
+# fetches each one itself, from public addresses only, and hands it to the
+# backend inline. Off: inline data URLs only, as before. Per file: at most
+# MEDIA_FETCH_MAX_BYTES; per request: MEDIA_FETCH_MAX_URLS URLs, all fetched
+# within MEDIA_FETCH_TIMEOUT seconds. MEDIA_FETCH_ALLOW_NETWORKS exempts
+# networks (CIDR, comma-separated) from the address rules.
+MEDIA_FETCH = env_bool("MEDIA_FETCH", True)
+MEDIA_FETCH_MAX_BYTES = env_int("MEDIA_FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
+MEDIA_FETCH_TIMEOUT = env_float("MEDIA_FETCH_TIMEOUT", 10.0, minimum=0.1)
+MEDIA_FETCH_MAX_URLS = env_int("MEDIA_FETCH_MAX_URLS", 16, minimum=1, maximum=256)
+MEDIA_FETCH_ALLOW_NETWORKS = env_networks("MEDIA_FETCH_ALLOW_NETWORKS", [])
 
 # Rate limits (apiproxy.ratelimit). Site defaults per user; groups, users and
 # keys override them in admin. 0 means unlimited.

@@ -93,21 +93,37 @@ def test_it_drops_fields_that_would_redirect_traffic() -> None:
     assert set(parsed.body) == {"model", "messages", "tools"}
 
 
-def test_it_refuses_remote_image_urls_with_a_clear_message() -> None:
+def test_remote_image_urls_are_kept_for_portico_to_fetch() -> None:
     body = {
         "model": "m",
         "messages": [
             {
                 "role": "user",
                 "content": [
-                    {"type": "image_url", "image_url": {"url": "http://10.0.0.1/x.png"}}
+                    {"type": "text", "text": "what is this"},
+                    {"type": "image_url", "image_url": {"url": "https://x.org/a.png"}},
                 ],
             }
         ],
     }
+    parsed = request_parse("chat/completions", json.dumps(body).encode())
+    [ref] = parsed.media
+    assert (ref.param, ref.kind, ref.url) == (
+        "messages[0].content[1].image_url.url",
+        "image",
+        "https://x.org/a.png",
+    )
+    assert ref.holder is parsed.body["messages"][0]["content"][1]["image_url"]
+    # An image counts as it always has, fetched or inline.
+    assert parsed.prompt_estimate > 50
+
+
+def test_with_media_fetch_off_remote_urls_are_refused(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_FETCH = False
+    body = _user_says({"type": "image_url", "image_url": {"url": "https://x/a.png"}})
     error = error_of("chat/completions", json.dumps(body).encode())
-    assert error.status == 400
-    assert "data URL" in error.message
+    assert (error.status, error.param) == (400, "messages[0].content[0].image_url.url")
+    assert "must be an inline data URL" in error.message
 
 
 def test_it_accepts_image_data_urls_and_counts_them() -> None:
@@ -148,29 +164,31 @@ def _user_says(*parts: dict) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "body", "param"),
+    ("endpoint", "body", "param", "kind"),
     [
         (
             "chat/completions",
-            _user_says(
-                {"type": "video_url", "video_url": {"url": "http://10.0.0.1/v"}}
-            ),
+            _user_says({"type": "video_url", "video_url": {"url": "http://h/v"}}),
             "messages[0].content[0].video_url.url",
+            "video",
         ),
         (
             "chat/completions",
             _user_says({"type": "audio_url", "audio_url": {"url": "https://x/a.wav"}}),
             "messages[0].content[0].audio_url.url",
+            "audio",
         ),
         (
             "chat/completions",
-            _user_says({"type": "file", "file": {"file_url": "file:///etc/passwd"}}),
+            _user_says({"type": "file", "file": {"file_url": "https://x/a.pdf"}}),
             "messages[0].content[0].file.file_url",
+            "file",
         ),
         (
             "chat/completions",
-            _user_says({"type": "image_url", "image_url": "gopher://10.0.0.1/"}),
+            _user_says({"type": "image_url", "image_url": "https://x/a.png"}),
             "messages[0].content[0].image_url",
+            "image",
         ),
         (
             "responses",
@@ -180,23 +198,22 @@ def _user_says(*parts: dict) -> dict:
                     {
                         "role": "user",
                         "content": [
-                            {
-                                "type": "input_image",
-                                "image_url": "http://169.254.169.254/",
-                            }
+                            {"type": "input_image", "image_url": "https://x/a.png"}
                         ],
                     }
                 ],
             },
             "input[0].content[0].image_url",
+            "image",
         ),
         (
             "responses",
             {
                 "model": "m",
-                "input": [{"type": "input_file", "file_url": "https://intranet/x.pdf"}],
+                "input": [{"type": "input_file", "file_url": "https://x/x.pdf"}],
             },
             "input[0].file_url",
+            "file",
         ),
     ],
     ids=[
@@ -208,10 +225,60 @@ def _user_says(*parts: dict) -> dict:
         "input_file",
     ],
 )
-def test_every_url_form_is_refused_unless_inline(endpoint, body, param) -> None:
-    error = error_of(endpoint, json.dumps(body).encode())
+def test_every_url_form_is_found_with_its_kind(endpoint, body, param, kind) -> None:
+    [ref] = request_parse(endpoint, json.dumps(body).encode()).media
+    assert (ref.param, ref.kind) == (param, kind)
+
+
+@pytest.mark.parametrize(
+    ("part", "param", "words"),
+    [
+        (
+            {"type": "file", "file": {"file_url": "file:///etc/passwd"}},
+            "messages[0].content[0].file.file_url",
+            "only http and https",
+        ),
+        (
+            {"type": "image_url", "image_url": "gopher://10.0.0.1/"},
+            "messages[0].content[0].image_url",
+            "only http and https",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "http://u:p@x.org/a.png"}},
+            "messages[0].content[0].image_url.url",
+            "user name or password",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "http://2130706433/"}},
+            "messages[0].content[0].image_url.url",
+            "non-standard form",
+        ),
+        (
+            {"type": "text", "text": "x", "annotations": [{"url": "https://x/"}]},
+            "messages[0].content[0].annotations[0].url",
+            "image, video, audio and file parts only",
+        ),
+    ],
+)
+def test_urls_portico_would_never_fetch_are_refused_at_parse(
+    part, param, words
+) -> None:
+    error = error_of("chat/completions", json.dumps(_user_says(part)).encode())
     assert (error.status, error.param) == (400, param)
+    assert words in error.message
     assert "data URL" in error.message
+
+
+def test_remote_urls_are_capped_per_request(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_FETCH_MAX_URLS = 2
+    part = {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}
+    assert len(parse("chat/completions", _user_says(inline, part, part)).media) == 2
+    error = error_of(
+        "chat/completions", json.dumps(_user_says(part, inline, part, part)).encode()
+    )
+    assert error.param == "messages[0].content[3].image_url.url"
+    assert "at most 2 remote media URLs" in error.message
 
 
 def test_inline_media_of_every_form_passes() -> None:

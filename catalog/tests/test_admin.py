@@ -139,12 +139,16 @@ def model_form(model: Model, **changes: Any) -> dict[str, Any]:
         "max_output_tokens": "",
         "supports_chat": "on",
         "supports_completions": "on",
+        "supports_tools": "on",
+        "supports_json_schema": "on",
         "recommended_params": "{}",
+        "default_params": "{}",
         "quota_weight": "1",
         # Fields with callable defaults carry their initial value along, as a
         # browser posts it back.
         "initial-context_window": model.context_window,
         "initial-recommended_params": "{}",
+        "initial-default_params": "{}",
         "deployments-TOTAL_FORMS": "0",
         "deployments-INITIAL_FORMS": "0",
     }

@@ -107,6 +107,7 @@ def test_a_backend_added_in_admin_is_logged_without_its_key(staff: User) -> None
         "enabled",
         "pool",
         "max_concurrency",
+        "software",
     }
     _assert_keys_absent(NEW_KEY, _stored_ciphertext(backend))
 

@@ -24,7 +24,9 @@ OLD_KEY = "sk-key-of-the-old-host"
 
 
 def keys_sent(fake: FakeBackend) -> list[str | None]:
-    return [r.headers.get("authorization") for r in fake.requests()]
+    """Each distinct Authorization header the host got (discovery asks it for
+    /v1/models, then, not knowing what it runs, for Ollama's /api/version)."""
+    return list(dict.fromkeys(r.headers.get("authorization") for r in fake.requests()))
 
 
 @pytest.mark.parametrize(
