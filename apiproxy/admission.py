@@ -11,7 +11,8 @@ One function, `admit`, for every endpoint and both doors. In order:
    project's allocation instead (apiproxy.projectcheck); the model's weight
    is recorded on the outcome, so the request is billed at the weight it was
    admitted at;
-4. the context window (requests with a parsed body only);
+4. the context window (requests with a parsed body only): refused only
+   where the prompt cannot fit (apiproxy.contextfit);
 5. the rate limits: the limiter's single Redis round trip.
 
 The parts it calls (the access rule, the quota check) return decisions, not
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from accounts.selectors import Principal
 from apiproxy.capabilitycheck import capabilities_check
 from apiproxy.catalog import catalog
+from apiproxy.contextfit import context_fit
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.limits import buckets_for, limit_tables
@@ -74,7 +76,7 @@ async def admit(
         await _budget_admit(principal, model_weight=model.quota_weight)
     )
     if parsed is not None:
-        context_fit(parsed, model)
+        await context_fit(parsed, model)
     buckets = await rate_admit(exchange, cost=cost, tables=tables)
     return Admitted(model=model, buckets=buckets)
 
@@ -135,6 +137,8 @@ def _model_checked(
             type="unsupported",
             code="unsupported_capability",
             param="model",
+            # Retrying cannot help: the model does not serve this endpoint.
+            headers=[(b"x-should-retry", b"false")],
         )
     if not model.routes:
         raise ProxyError(
@@ -161,28 +165,6 @@ def quota_exhausted(state: QuotaState) -> ProxyError:
         headers=[(b"x-should-retry", b"false"), *state.headers()],
         outcome="insufficient_quota",
     )
-
-
-def context_fit(parsed: ParsedRequest, model: CatalogModel) -> None:
-    """Refuse prompts that cannot fit; clamp the answer length to what fits."""
-    if parsed.endpoint in ("embeddings",):
-        return
-    window = model.context_window
-    if parsed.prompt_estimate >= window:
-        raise ProxyError(
-            400,
-            f"This model's maximum context length is {window} tokens. Your "
-            f"messages come to about {parsed.prompt_estimate} tokens. Shorten them.",
-            code="context_length_exceeded",
-            param="messages" if parsed.endpoint == "chat/completions" else "prompt",
-        )
-    ceiling = window - parsed.prompt_estimate
-    if model.max_output_tokens:
-        ceiling = min(ceiling, model.max_output_tokens)
-    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
-        value = parsed.body.get(name)
-        if isinstance(value, int) and value > ceiling:
-            parsed.body[name] = ceiling
 
 
 async def rate_admit(

@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from apiproxy.contextwords import context_refusal_read
+
 
 @dataclass
 class ProxyError(Exception):
@@ -146,24 +148,31 @@ def upstream_message_sanitize(message: object, *, limit: int = 300) -> str:
     return text[:limit]
 
 
-def upstream_error_translate(status: int, body: bytes, *, model: str) -> ProxyError:
+def upstream_error_translate(
+    status: int,
+    body: bytes,
+    *,
+    model: str,
+    endpoint: str = "chat/completions",
+    window: int | None = None,
+) -> ProxyError:
     """Turn a backend's error response into ours: status mapped, message
-    sanitised, integer codes (llama.cpp, some vLLM versions) made strings."""
-    message = ""
-    code: object = None
-    param: object = None
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        error = parsed.get("error", parsed)
-        if isinstance(error, dict):
-            message = upstream_message_sanitize(error.get("message"))
-            code = error.get("code")
-            param = error.get("param")
-        elif isinstance(error, str):
-            message = upstream_message_sanitize(error)
+    sanitised, integer codes (llama.cpp, some vLLM versions) made strings, and
+    a context refusal in any backend's words made the one Portico gives itself
+    (`window`, the catalog's, stands in where the backend names none)."""
+    raw, code, param, error = _error_fields(body, plain=status in _CONTEXT_STATUSES)
+    message = upstream_message_sanitize(raw)
+    if status in _CONTEXT_STATUSES:
+        figures = context_refusal_read(raw, error)
+        if figures is not None:
+            return context_exceeded(
+                endpoint=endpoint,
+                window=figures.window or window,
+                tokens=figures.tokens,
+                at_least=figures.at_least,
+                completion=figures.completion,
+                excess=figures.excess,
+            )
     if status in (429, 503):
         return backend_overloaded(model, retry_after=2)
     if status >= 500:
@@ -182,15 +191,84 @@ def upstream_error_translate(status: int, body: bytes, *, model: str) -> ProxyEr
             code="model_not_found",
         )
     string_code = code if isinstance(code, str) else None
-    if (
-        string_code is None
-        and "context" in message.lower()
-        and "length" in message.lower()
-    ):
-        string_code = "context_length_exceeded"
     return ProxyError(
         400 if status in (400, 413, 422) else status,
         message or f"The backend rejected the request ({status}).",
         code=string_code,
         param=param if isinstance(param, str) else None,
     )
+
+
+def _error_fields(
+    body: bytes, *, plain: bool
+) -> tuple[str, object, object, dict[str, object]]:
+    """(message, code, param, the error object) of a backend's error body:
+    OpenAI's envelope, vLLM's top-level fields, Ollama's `{"error": "..."}`,
+    or (with `plain`) a text body."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        text = body[:1000].decode("utf-8", "replace") if plain and body else ""
+        return text, None, None, {}
+    error = parsed.get("error", parsed)
+    if isinstance(error, str):
+        return error, None, None, {}
+    if not isinstance(error, dict):
+        return "", None, None, {}
+    message = error.get("message")
+    return (
+        message if isinstance(message, str) else "",
+        error.get("code"),
+        error.get("param"),
+        error,
+    )
+
+
+# -- Context refusals ---------------------------------------------------------
+# One error for a prompt over the model's window, whether Portico refused it
+# (apiproxy.contextfit) or the backend did, in whatever words the backend used.
+
+# Statuses a backend refuses an over-long input with: 400 mostly, 413/422 from
+# gateways, 500 from llama.cpp's and some Ollama versions' embeddings.
+_CONTEXT_STATUSES = frozenset({400, 413, 422, 500})
+_PARAM_OF_ENDPOINT = {
+    "chat/completions": "messages",
+    "completions": "prompt",
+    "responses": "input",
+    "embeddings": "input",
+}
+
+
+def context_exceeded(
+    *,
+    endpoint: str,
+    window: int | None,
+    tokens: int | None = None,
+    at_least: bool = False,
+    completion: int | None = None,
+    excess: int | None = None,
+) -> ProxyError:
+    """The 400 for a prompt that does not fit: OpenAI's code and wording, the
+    backend's figures where it gave them. Retrying it cannot succeed."""
+    param = _PARAM_OF_ENDPOINT.get(endpoint, "messages")
+    plural = param == "messages"
+    subject = f"Your {param} {'come' if plural else 'comes'} to"
+    them = "them" if plural else "it"
+    if not window:
+        text = f"{subject} more than this model's context window. Shorten {them}."
+        return ProxyError(400, text, code="context_length_exceeded", param=param)
+    text = f"This model's maximum context length is {window} tokens. {subject} "
+    if tokens is not None and completion and tokens < window:
+        text += (
+            f"{tokens} tokens and max_tokens asks for {completion} more. Shorten "
+            f"the {param} or lower max_tokens."
+        )
+    elif tokens is not None:
+        text += f"{'at least ' if at_least else ''}{tokens} tokens. Shorten {them}."
+    elif excess is not None:
+        text += f"{excess} tokens more than that. Shorten {them}."
+    else:
+        text += f"more than that. Shorten {them}."
+    return ProxyError(400, text, code="context_length_exceeded", param=param)

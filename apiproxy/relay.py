@@ -35,11 +35,8 @@ from apiproxy.errors import (
     stream_interrupted,
     upstream_error_translate,
 )
-from apiproxy.observer import (
-    TOKENS_PER_REQUEST_MAX,
-    StreamObserver,
-    token_count_clamp,
-)
+from apiproxy.observer import TOKENS_PER_REQUEST_MAX, StreamObserver
+from apiproxy.usageread import usage_read
 from usage.outcome import RequestOutcome
 
 logger = logging.getLogger(__name__)
@@ -178,7 +175,13 @@ async def upstream_error(response: aiohttp.ClientResponse, model: str) -> ProxyE
         body = await response.content.read(ERROR_BODY_LIMIT)
     except (aiohttp.ClientError, TimeoutError):
         body = b""
-    error = upstream_error_translate(response.status, body, model=model)
+    error = upstream_error_translate(
+        response.status,
+        body,
+        model=model,
+        endpoint=_endpoint_of(response.url.path),
+        window=_catalog_window(model),
+    )
     retry_after = response.headers.get("retry-after", "")
     if error.status == 503 and retry_after.isdigit():
         error.headers = [(b"retry-after", retry_after.encode())]
@@ -245,75 +248,21 @@ async def relay_json(
     outcome.status = 200
 
 
-# Answers bounded by the model's context window (an embeddings batch or an
-# audio file is not: their counts are bounded by TOKENS_PER_REQUEST_MAX only).
-_WINDOWED_OBJECTS = frozenset({"chat.completion", "text_completion", "response"})
-
-
 def _context_window(public_model: str) -> int:
+    return _catalog_window(public_model) or TOKENS_PER_REQUEST_MAX
+
+
+def _catalog_window(public_model: str) -> int | None:
     model = catalog.value.get(public_model)
-    return model.context_window if model is not None else TOKENS_PER_REQUEST_MAX
+    return model.context_window if model is not None else None
 
 
-def usage_read(
-    body: bytes, outcome: RequestOutcome, *, window: int = TOKENS_PER_REQUEST_MAX
-) -> None:
-    """Usage and finish reason of a JSON answer; reported counts are clamped
-    (to 0 when negative, to the context window where one applies)."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return
-    if not isinstance(parsed, dict):
-        return
-    usage = parsed.get("usage")
-    if isinstance(usage, dict):
-        ceiling = TOKENS_PER_REQUEST_MAX
-        if parsed.get("object") in _WINDOWED_OBJECTS:
-            ceiling = min(ceiling, window)
-        prompt = token_count_clamp(
-            usage.get("prompt_tokens", usage.get("input_tokens")), ceiling=ceiling
-        )
-        completion = token_count_clamp(
-            usage.get("completion_tokens", usage.get("output_tokens", 0)),
-            ceiling=ceiling,
-        )
-        if prompt is not None:
-            outcome.prompt_tokens = prompt
-        if completion is not None:
-            outcome.completion_tokens = completion
-        outcome.usage_source = "reported"
-    else:
-        # No usage from the backend: bill an estimate of the answer (four
-        # characters a token, like the prompt estimate), never zero.
-        chars = _answer_chars(parsed)
-        outcome.completion_tokens = chars // 4 + 1 if chars else 0
-    choices = parsed.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        reason = choices[0].get("finish_reason")
-        if isinstance(reason, str):
-            outcome.finish_reason = reason
-    if not outcome.finish_reason:
-        outcome.finish_reason = "stop"
-
-
-_ANSWER_KEYS = frozenset({"content", "text", "arguments", "refusal"})
-
-
-def _answer_chars(value: Any, depth: int = 0) -> int:
-    """Characters of generated text in an answer without usage."""
-    if depth > 8:
-        return 0
-    if isinstance(value, dict):
-        return sum(
-            len(item)
-            if key in _ANSWER_KEYS and isinstance(item, str)
-            else _answer_chars(item, depth + 1)
-            for key, item in value.items()
-        )
-    if isinstance(value, list):
-        return sum(_answer_chars(item, depth + 1) for item in value)
-    return 0
+def _endpoint_of(path: str) -> str:
+    """The OpenAI endpoint a backend URL's path ends in (for error wording)."""
+    for endpoint in ("chat/completions", "completions", "responses", "embeddings"):
+        if path.endswith("/" + endpoint):
+            return endpoint
+    return ""
 
 
 async def relay_stream(
@@ -360,6 +309,7 @@ async def relay_stream(
         finally:
             outcome.first_token_at = observer.first_token_at
             outcome.completion_tokens = min(observer.completion_tokens_final(), window)
+            outcome.reasoning_tokens = min(observer.reasoning_tokens_final(), window)
             if observer.prompt_tokens is not None:
                 outcome.prompt_tokens = min(observer.prompt_tokens, window)
             outcome.usage_source = observer.usage_source
@@ -369,7 +319,8 @@ async def relay_stream(
     except aiohttp.ClientError:
         await _stream_fail(send, outcome, stream_interrupted(observer.model))
         return
-    # The backend closed the stream without [DONE]: it died mid-answer.
+    # The backend closed the stream before its end ([DONE], or a Responses
+    # stream's final event): it died mid-answer.
     await _stream_fail(send, outcome, stream_interrupted(observer.model))
 
 

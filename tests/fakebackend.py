@@ -79,6 +79,24 @@ class Behaviour:
     usage_reported: dict[str, Any] | None = None  # merged over the true usage
     content_type: str | None = None  # Content-Type of successful answers
     redirect_to: str | None = None  # answer with a 307 to this URL instead
+    # What is generated besides text (tests/fakebackend_streams.py).
+    reasoning: list[str] | None = None  # thoughts, streamed before the answer
+    reasoning_field: str = "reasoning_content"  # or "reasoning" (newer vLLM)
+    reasoning_usage: bool = True  # report completion_tokens_details.reasoning_tokens
+    # Tool calls instead of text: [{"name": ..., "arguments": "{...}"}].
+    tool_calls: list[dict[str, str]] | None = None
+    responses_end: str = "completed"  # a Responses stream's end: or incomplete, failed
+    # The context window: prompts (words) over it are refused in the words of
+    # `context_wording`: vllm, vllm-total, vllm-engine, sglang, sglang-total
+    # (the -total ones count max_tokens too), llamacpp, llamacpp-old, ollama,
+    # ollama-prompt.
+    context_window: int | None = None
+    context_wording: str = "vllm"
+    # The tokenizer at the server root: "vllm" (POST /tokenize with model and
+    # messages or prompt: count, max_model_len), "llamacpp" (/apply-template,
+    # then /tokenize of the content), "" (none: 404).
+    tokenizer: str = "vllm"
+    tokenizer_delay: float = 0.0  # seconds before /tokenize answers
     # Other endpoints.
     embedding_dim: int = 8
     transcription_text: str = "the quick brown fox"
@@ -109,6 +127,7 @@ class Received:
     finished_at: float | None = None
     status: int | None = None
     chunks_sent: int = 0
+    sent: bytes = b""  # a stream's bytes as written, for byte-for-byte checks
     cancelled: bool = False  # the client went away before the answer ended
     cancelled_at: float | None = None
 
@@ -289,10 +308,11 @@ class FakeBackend:
                 self._changed.notify_all()
         return record
 
-    def resolve(self, model: Any) -> Behaviour:
-        """The behaviour for one request: base, then per-model, then scripted."""
+    def resolve(self, model: Any, *, scripted: bool = True) -> Behaviour:
+        """The behaviour for one request: base, then per-model, then scripted
+        (not for the tokenizer's requests, which consume no script)."""
         with self._changed:
-            queued = self._script.pop(0) if self._script else {}
+            queued = self._script.pop(0) if self._script and scripted else {}
         per_model = self.per_model.get(model, {}) if isinstance(model, str) else {}
         return replace(self.behaviour, **{**per_model, **queued})
 

@@ -17,6 +17,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
 from tests import fakebackend_payloads as wire
+from tests.fakebackend_streams import (
+    Answer,
+    context_refusal,
+    responses_events,
+    template_text,
+    tokenize_answer,
+)
 
 if TYPE_CHECKING:
     from tests.fakebackend import Behaviour, FakeBackend, Received
@@ -36,6 +43,9 @@ def app_build(fake: FakeBackend) -> web.Application:
     app.router.add_post("/v1/embeddings", handlers.embeddings)
     app.router.add_post("/v1/audio/transcriptions", handlers.transcriptions)
     app.router.add_post("/v1/responses", handlers.responses)
+    # Native endpoints at the server root, as vLLM and llama.cpp have them.
+    app.router.add_post("/tokenize", handlers.tokenize)
+    app.router.add_post("/apply-template", handlers.apply_template)
     return app
 
 
@@ -123,50 +133,48 @@ class _Handlers:
         early = await _before_answer(b)
         if early is not None:
             return early
-        if b.pieces is not None:
-            pieces = list(b.pieces)
-        elif b.text is not None:
-            pieces = wire.text_pieces(b.text)
-        else:
-            pieces = [wire.fake_token(i) for i in range(b.tokens)]
-        limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
-        count = min(len(pieces), limit) if isinstance(limit, int) else len(pieces)
-        finish = "length" if count < len(pieces) else "stop"
-        usage = wire.usage_body(wire.prompt_tokens_count(payload), count)
-        usage |= b.usage_reported or {}
+        refusal = context_refusal(b, payload)
+        if refusal is not None:
+            return web.json_response(refusal[1], status=refusal[0])
+        answer = Answer.plan(b, payload)
+        usage = answer.usage(payload) | (b.usage_reported or {})
         ids = {
             "request_id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:12]}",
             "model": str(payload.get("model")),
             "created": int(time.time()),
         }
         if not payload.get("stream"):
-            await asyncio.sleep(b.token_delay * count)
+            await asyncio.sleep(b.token_delay * len(answer.pieces))
             build = wire.chat_completion_body if chat else wire.completion_body
-            answer = None if b.usage == "never" else usage
-            text = "".join(pieces[:count])
-            body = build(**ids, text=text, finish_reason=finish, usage=answer)
+            text = "".join(answer.pieces)
+            body = build(
+                **ids, text=text, finish_reason=answer.finish,
+                usage=None if b.usage == "never" else usage,
+            )  # fmt: skip
+            if chat:
+                body["choices"][0]["message"] = answer.message()
             return _json_answer(body, b)
         asked = bool((payload.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(text: str | None, finish_reason: str | None = None) -> bytes:
+        def chunk(
+            delta: dict[str, Any] | None, finish_reason: str | None = None
+        ) -> bytes:
             if chat:
-                delta = {} if text is None else {"content": text}
-                if text == "":
-                    delta["role"] = "assistant"
                 body = wire.chat_chunk(
-                    **ids, delta=delta, finish_reason=finish_reason,
+                    **ids, delta=delta or {}, finish_reason=finish_reason,
                     with_usage_field=asked,
                 )  # fmt: skip
             else:
                 body = wire.completion_chunk(
-                    **ids, text=text or "", finish_reason=finish_reason,
-                    with_usage_field=asked,
+                    **ids, text=(delta or {}).get("content", ""),
+                    finish_reason=finish_reason, with_usage_field=asked,
                 )  # fmt: skip
             return wire.sse(body)
 
-        events: Events = [(chunk(""), False)] if chat else []
-        events += [(chunk(piece), True) for piece in pieces[:count]]
-        events.append((chunk(None, finish), False))
+        role = {"content": "", "role": "assistant"}
+        events: Events = [(chunk(role), False)] if chat else []
+        events += [(chunk(delta), token) for delta, token in answer.chat_deltas()]
+        events.append((chunk(None, answer.finish), False))
         if b.usage == "always" or (b.usage == "asked" and asked):
             object_ = "chat.completion.chunk" if chat else "text_completion"
             body = wire.usage_chunk(**ids, object_=object_, usage=usage)
@@ -210,6 +218,7 @@ class _Handlers:
             if is_token and tokens_sent and b.token_delay:
                 await asyncio.sleep(b.token_delay)
             await response.write(data)
+            record.sent += data
             record.chunks_sent += 1
             tokens_sent += is_token
         await asyncio.sleep(b.linger_after_done)
@@ -272,38 +281,35 @@ class _Handlers:
         early = await _before_answer(b)
         if early is not None:
             return early
-        limit = payload.get("max_output_tokens")
-        count = min(b.tokens, limit) if isinstance(limit, int) else b.tokens
-        prompt = wire.prompt_tokens_count(payload)
-        usage = {
-            "input_tokens": prompt,
-            "output_tokens": count,
-            "total_tokens": prompt + count,
-        }
+        refusal = context_refusal(b, payload)
+        if refusal is not None:
+            return web.json_response(refusal[1], status=refusal[0])
         ids = {
             "response_id": f"resp_{uuid.uuid4().hex[:12]}",
             "model": str(payload.get("model")),
             "created": int(time.time()),
         }
-        done = wire.response_object(**ids, text=wire.fake_text(count), usage=usage)
+        events, done = responses_events(b, payload, ids)
         if not payload.get("stream"):
             return _json_answer(done, b)
-        shell = wire.response_object(**ids, text=None, usage=None)
-
-        def event(kind: str, number: int, **data: Any) -> bytes:
-            body = {"type": kind, "sequence_number": number, **data}
-            return wire.sse(body, event=kind)
-
-        events: Events = [(event("response.created", 0, response=shell), False)]
-        for i in range(count):
-            delta = event(
-                "response.output_text.delta", i + 1,
-                item_id=f"msg_{ids['response_id']}", output_index=0,
-                content_index=0, delta=wire.fake_token(i), logprobs=[],
-            )  # fmt: skip
-            events.append((delta, True))
-        events.append((event("response.completed", count + 1, response=done), False))
         return await self._stream(request, b, events)
+
+    async def tokenize(self, request: web.Request) -> web.Response:
+        payload = request[RECORD].json
+        if not isinstance(payload, dict):
+            return _error(400, self.fake.behaviour)
+        b = self.fake.resolve(payload.get("model"), scripted=False)
+        if not b.tokenizer:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        await asyncio.sleep(b.tokenizer_delay)
+        return web.json_response(tokenize_answer(b, payload))
+
+    async def apply_template(self, request: web.Request) -> web.Response:
+        payload = request[RECORD].json
+        b = self.fake.resolve(None, scripted=False)
+        if b.tokenizer != "llamacpp" or not isinstance(payload, dict):
+            return web.json_response({"detail": "Not Found"}, status=404)
+        return web.json_response({"prompt": template_text(payload.get("messages"))})
 
 
 async def _before_answer(b: Behaviour) -> web.Response | None:

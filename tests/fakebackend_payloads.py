@@ -37,6 +37,11 @@ def text_pieces(text: str) -> list[str]:
 
 def prompt_tokens_count(payload: dict[str, Any]) -> int:
     """A deterministic stand-in for tokenising: whitespace words in the prompt."""
+    return max(1, sum(len(text.split()) for text in prompt_texts(payload)))
+
+
+def prompt_texts(payload: dict[str, Any]) -> list[str]:
+    """The texts of a request's prompt (messages, prompt or input), in order."""
     texts: list[str] = []
 
     def walk(value: Any) -> None:
@@ -51,7 +56,7 @@ def prompt_tokens_count(payload: dict[str, Any]) -> int:
 
     for key in ("messages", "prompt", "input"):
         walk(payload.get(key))
-    return max(1, sum(len(text.split()) for text in texts))
+    return texts
 
 
 def usage_body(prompt: int, completion: int) -> dict[str, int]:

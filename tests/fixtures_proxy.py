@@ -86,8 +86,10 @@ def proxy(
     settings.BACKEND_READ_TIMEOUT = 3.0
     from apiproxy.refusals import refusal_budget
     from apiproxy.routing import picker
+    from apiproxy.tokenize import tokenizers
 
     picker.refused_until.clear()
+    tokenizers.clear()  # backend ids repeat across tests
     refusal_budget.__init__()  # a fresh minute: refusals of earlier tests do not count
     user = user_make(username="alice")
     issued = apikey_create(user=user, name="tests")

@@ -58,6 +58,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "client",
         "prompt_tokens",
         "completion_tokens",
+        "reasoning_tokens",
         "usage_source",
         "status",
         "finish_reason",

@@ -42,6 +42,8 @@ class MeteredRow:
     started_at: datetime
     # Last, with a default: rows spooled before projects existed still load.
     project_id: int | None = None
+    # Likewise: rows spooled before reasoning tokens were metered still load.
+    reasoning_tokens: int = 0
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -87,4 +89,7 @@ def row_from_outcome(outcome: RequestOutcome) -> MeteredRow:
         retry_count=outcome.retry_count,
         started_at=outcome.started_at,
         project_id=outcome.project_id,
+        reasoning_tokens=min(
+            max(0, outcome.reasoning_tokens), max(0, outcome.completion_tokens)
+        ),
     )

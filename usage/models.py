@@ -60,6 +60,9 @@ class UsageRecord(models.Model):
     finish_reason = models.CharField(max_length=40, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Of the completion tokens, those the model spent thinking (reported by
+    # the backend, or its reasoning chunks counted): a part, not added on.
+    reasoning_tokens = models.PositiveIntegerField(default=0)
     usage_source = models.CharField(
         max_length=10, choices=UsageSource.choices, default=UsageSource.ESTIMATED
     )

@@ -26,6 +26,8 @@ class RequestOutcome:
     error_code: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Of the completion tokens, those spent thinking (a part, never added on).
+    reasoning_tokens: int = 0
     usage_source: str = "estimated"  # reported, counted, estimated
     retry_count: int = 0
     # The model's quota weight when the request was admitted: tokens are

@@ -72,6 +72,7 @@ def row_values(row: MeteredRow) -> list[Any]:
         _bounded(row.retry_count, _MAX_SMALL),
         row.started_at,
         row.project_id,
+        _bounded(row.reasoning_tokens),
     ]
 
 

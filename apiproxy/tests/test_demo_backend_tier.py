@@ -10,12 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 
 from accounts.services import apikey_create
 from apiproxy.catalog import catalog
 from catalog.services import backend_add, backend_discover_models
-from portal.demobackend import MODEL_ID, DemoBackendUnavailable, demo_backend_start
+from portal.demobackend import (
+    CONTEXT_PER_SLOT,
+    MODEL_ID,
+    DemoBackendUnavailable,
+    demo_backend_start,
+)
 from tests.factories import user_make
 from tests.fixtures_browser import ThreadedUvicorn
 
@@ -132,3 +138,70 @@ def test_a_cancelled_real_stream_is_recorded(demo: tuple[str, str]) -> None:
     assert record is not None
     assert record.finish_reason == "client_disconnect"
     assert 1 <= record.completion_tokens < 200
+
+
+# -- The context window at its boundary (2,048 tokens a slot): prompts that fit
+# pass however many characters they have, and one over the window is refused
+# once, with the same error whether Portico refused it (by llama.cpp's own
+# count) or llama.cpp did.
+
+
+def context_words(count: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": "word " * count}]
+
+
+@pytest.mark.parametrize("count", [1700, 1850, 2000])
+def test_prompts_of_short_words_up_to_the_window_pass(
+    demo: tuple[str, str], count: int
+) -> None:
+    reply = client(demo).chat.completions.create(
+        model=MODEL_ID, messages=context_words(count), max_tokens=1
+    )
+    # 5 characters a word, one token a word, plus the template's 31 tokens:
+    # "word " * 1700 is 8,500 characters (2,126 "tokens" at four characters a
+    # token, refused before) and 1,731 real tokens.
+    assert reply.usage.prompt_tokens == count + 31
+    assert reply.usage.prompt_tokens < CONTEXT_PER_SLOT
+
+
+def _refusal(demo: tuple[str, str]) -> openai.BadRequestError:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(demo).chat.completions.create(
+            model=MODEL_ID, messages=context_words(2100), max_tokens=1
+        )
+    return caught.value
+
+
+def test_a_prompt_over_the_window_is_refused_once_in_one_set_of_words(
+    demo: tuple[str, str],
+) -> None:
+    from apiproxy.catalog import catalog
+    from apiproxy.tokenize import tokenizers
+    from catalog.models import Backend, Model
+    from usage.models import UsageRecord
+
+    # The catalog has the slot's window: Portico asks llama.cpp for the count.
+    Model.objects.filter(public_id=MODEL_ID).update(context_window=CONTEXT_PER_SLOT)
+    catalog.invalidate()
+    tokenizers.clear()
+    by_portico = _refusal(demo)
+    # Now Portico cannot count (Ollama has no tokenizer): llama.cpp refuses.
+    Backend.objects.update(software=Backend.Software.OLLAMA)
+    catalog.invalidate()
+    by_backend = _refusal(demo)
+    for error in (by_portico, by_backend):
+        assert error.code == "context_length_exceeded"
+        assert error.param == "messages"
+    expected = (
+        f"This model's maximum context length is {CONTEXT_PER_SLOT} tokens. Your "
+        "messages come to 2131 tokens. Shorten them."
+    )
+    assert by_portico.body["message"] == by_backend.body["message"] == expected  # type: ignore[index]
+    # Once each: the SDK does not retry a 400 (two refusals, two records).
+    deadline = time.monotonic() + 10
+    while UsageRecord.objects.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # a retry's record would have come by now
+    refused = UsageRecord.objects.filter(status=400).order_by("started_at")
+    # The first never reached llama.cpp (no backend); the second did.
+    assert [r.backend_id is None for r in refused] == [True, False]
