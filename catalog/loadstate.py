@@ -22,14 +22,12 @@ Writes are bulk UPDATEs of the rows that change, never a save() per route.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from typing import Any
 
 import httpx
-from django.conf import settings
 
+from catalog.backendget import BackendGetFailed, backend_json_get
 from catalog.discovery import (
     ModelListInvalid,
     loaded_names_parse,
@@ -120,36 +118,14 @@ def _origin(backend: Backend) -> str:
 
 def _native_get(backend: Backend, path: str, client: httpx.Client | None) -> Any:
     """The JSON answer to one of Ollama's own GET endpoints, or None when there
-    is none (refused, timeout, not 200, too large, not JSON)."""
-    seconds = settings.MODEL_DISCOVERY_TIMEOUT_SECONDS
-    headers = {"Accept": "application/json"}
-    if backend.api_key:
-        # Same origin as /v1/models: the key stays with its host.
-        headers["Authorization"] = f"Bearer {backend.api_key}"
-    owned = client is None
-    client = client or httpx.Client()
-    deadline = time.monotonic() + seconds
-    body = bytearray()
+    is none (refused, timeout, not 200, too large, not JSON). Same origin as
+    /v1/models, so the key stays with its host."""
     try:
-        with client.stream(
-            "GET",
+        return backend_json_get(
+            backend,
             _origin(backend) + path,
-            headers=headers,
-            timeout=httpx.Timeout(seconds),
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                return None
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > NATIVE_ANSWER_MAX_BYTES or time.monotonic() > deadline:
-                    return None
-    except httpx.HTTPError:
-        return None
-    finally:
-        if owned:
-            client.close()
-    try:
-        return json.loads(body)
-    except ValueError:
+            client=client,
+            max_bytes=NATIVE_ANSWER_MAX_BYTES,
+        )
+    except BackendGetFailed:
         return None

@@ -8,9 +8,7 @@ sees the result through catalog.selectors.catalog_snapshot.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.backendget import BackendGetFailed, backend_json_get
 from catalog.baseurl import base_url_normalise
 from catalog.discovery import ModelListInvalid, ReportedModel, model_list_read
 from catalog.loadstate import backend_load_state_refresh
@@ -177,43 +176,20 @@ def backend_discover_all() -> list[DiscoveryResult]:
 
 
 def _model_list_fetch(backend: Backend, client: httpx.Client | None) -> Any:
-    seconds = settings.MODEL_DISCOVERY_TIMEOUT_SECONDS
-    headers = {"Accept": "application/json"}
-    if backend.api_key:
-        headers["Authorization"] = f"Bearer {backend.api_key}"
-    owned = client is None
-    client = client or httpx.Client()
-    deadline = time.monotonic() + seconds
-    body = bytearray()
     try:
-        with client.stream(
-            "GET",
+        return backend_json_get(
+            backend,
             f"{backend.base_url}/models",
-            headers=headers,
-            timeout=httpx.Timeout(seconds),
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                raise _DiscoveryFailed(_status_message(response.status_code))
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MODEL_LIST_MAX_BYTES:
-                    raise _DiscoveryFailed("The model list is larger than 5 MB")
-                if time.monotonic() > deadline:
-                    raise _DiscoveryFailed(f"No complete answer within {seconds} s")
-    except httpx.ConnectError:
-        raise _DiscoveryFailed("Connection refused or host unreachable") from None
-    except httpx.TimeoutException:
-        raise _DiscoveryFailed(f"No answer within {seconds} s") from None
-    except httpx.HTTPError as error:
-        raise _DiscoveryFailed(f"HTTP failure ({type(error).__name__})") from None
-    finally:
-        if owned:
-            client.close()
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise _DiscoveryFailed("The answer to GET /models is not JSON") from None
+            client=client,
+            max_bytes=MODEL_LIST_MAX_BYTES,
+        )
+    except BackendGetFailed as failure:
+        if failure.status is not None:
+            raise _DiscoveryFailed(_status_message(failure.status)) from None
+        message = str(failure)
+        if message == "The answer is not JSON":
+            message = "The answer to GET /models is not JSON"
+        raise _DiscoveryFailed(message) from None
 
 
 def _status_message(status: int) -> str:
