@@ -4,6 +4,7 @@ to the public site and draws QR codes that can be scanned on either theme."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,12 +24,35 @@ from accounts.models import User
 from accounts.reauth import reauthentication_due
 from accounts.services import user_mark_pending
 
+# Where the adapter keeps the last verification link when MAIL_SHOWN_ON_PAGE.
+MAIL_LINK_SESSION_KEY = "portico_mail_link"
+
+
+@dataclass(frozen=True)
+class MailSite:
+    """What allauth's mail templates call `current_site`: the portal's name and
+    its public host (SITE_URL), else the host the request came to."""
+
+    name: str
+    domain: str
+
+
+def mail_site(*, request: HttpRequest | None) -> MailSite:
+    domain = urlsplit(settings.SITE_URL).netloc if settings.SITE_URL else ""
+    if not domain and request is not None:
+        domain = request.get_host()
+    return MailSite(name=settings.SITE_NAME, domain=domain)
+
 
 def local_login_allowed(*, user: User) -> bool:
     """LOCAL_LOGIN: may `user` sign in with a password (or a passkey) here?"""
     if settings.LOCAL_LOGIN == "on":
         return True
     return settings.LOCAL_LOGIN == "staff-only" and user.is_staff
+
+
+def _current_request() -> HttpRequest | None:
+    return getattr(context, "request", None)
 
 
 class PorticoAccountAdapter(DefaultAccountAdapter):
@@ -50,6 +74,18 @@ class PorticoAccountAdapter(DefaultAccountAdapter):
                 status=403,
             )
         return super().pre_login(request, user, **kwargs)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # Without django.contrib.sites allauth greets "Hello from <host:port>!".
+        request = _current_request()
+        super().send_mail(
+            template_prefix,
+            email,
+            {"current_site": mail_site(request=request)} | context,
+        )
+        link = context.get("activate_url")
+        if settings.MAIL_SHOWN_ON_PAGE and link and request is not None:
+            request.session[MAIL_LINK_SESSION_KEY] = link
 
     def save_user(
         self, request: HttpRequest, user: User, form: Any, commit: bool = True

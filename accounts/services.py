@@ -6,10 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from allauth.account.internal.flows.email_verification import (
+    get_address_for_login,
+    send_verification_email_to_address,
+)
+from allauth.account.stages import EmailVerificationStage, LoginStageController
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import apikey_revocation_log
@@ -291,3 +297,20 @@ def user_create_for_keys(*, username: str, is_staff: bool = False) -> User:
     user.full_clean(exclude=["password", "email"])
     user.save()
     return user
+
+
+def email_verification_resend(*, request: HttpRequest) -> bool | None:
+    """Mail the verification link again to the sign-up waiting in this session.
+
+    None: no login waits on verification here (the session ended or the address
+    is verified), so there is nobody to send to. False: allauth's own
+    confirm_email limit refused it; the link already sent still works. True:
+    sent, and allauth has added its "sent to ..." message.
+    """
+    stage = LoginStageController.enter(request, EmailVerificationStage.key)
+    if stage is None or stage.login.user is None:
+        return None
+    address = get_address_for_login(stage.login)
+    if address is None or address.verified:
+        return None
+    return send_verification_email_to_address(request, address)

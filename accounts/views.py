@@ -1,13 +1,16 @@
 """Settings > Account: the user's API keys (list, create, revoke, roll).
 
-The raw key appears in exactly one response: the one answering the create (or
-roll) POST, marked no-store. It is never put in the session or a message, so it
-cannot come back on a later page.
+The raw key appears in exactly one response, marked no-store: post/redirect/get,
+so that reloading it cannot make a second key. The POST that makes the key
+leaves it in the session and redirects; the GET that shows it pops it from
+there (a reload finds nothing and shows the key list). It never sits in the
+session longer than that one redirect (KEY_SHOWN_SECONDS at most), never in a
+message or a log.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from allauth.account.decorators import reauthentication_required
 from django.conf import settings
@@ -20,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.adapter import local_login_allowed
 from accounts.forms import ApiKeyCreateForm, ApiKeyRollForm
 from accounts.keyformat import text_holds_key
 from accounts.models import ApiKey, User
@@ -37,6 +41,7 @@ from accounts.services import (
     apikey_create,
     apikey_revoke,
     apikey_roll,
+    email_verification_resend,
 )
 
 
@@ -47,10 +52,17 @@ def api_base_url(request: HttpRequest) -> str:
     return request.build_absolute_uri("/v1")
 
 
-def _end_of_day(day: date) -> datetime:
-    # "Expires on 3 May" means the key still works all of 3 May, local time.
+# The redirect to the page that shows a new key follows at once; a key left in
+# a session (the browser never followed) is not shown after this many seconds.
+KEY_SHOWN_SECONDS = 300
+SESSION_KEY = "portico_key_shown"
+
+
+def key_expiry_end_of_day(day: date) -> datetime:
+    # "Expires on 3 May" means the key still works all of 3 May in the
+    # portal's time zone, and is shown as 3 May 23:59 there (not 4 May 00:00).
     tz = timezone.get_current_timezone()
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
+    return datetime.combine(day, time.max, tzinfo=tz)
 
 
 def _models_from_form(value: object) -> list[str] | None:
@@ -82,22 +94,50 @@ def _settings_page(
             "max_days": settings.API_KEY_MAX_LIFETIME_DAYS,
             "base_url": api_base_url(request),
             "mfa_enabled": user_has_mfa(user=user),
+            "password_change": local_login_allowed(user=user),
             "staff_need_mfa": user.is_staff and settings.REQUIRE_STAFF_MFA,
         },
         status=status,
     )
 
 
-def _key_shown_once(
+def apikey_show_once(
     request: HttpRequest, *, issued: IssuedKey, rolled_from: ApiKey | None = None
 ) -> HttpResponse:
-    allowed = issued.key.allowed_models or model_choices(user=request.user)
+    """Leave the new key for the page that shows it, and redirect there."""
+    request.session[SESSION_KEY] = {
+        "raw": issued.raw,
+        "key_id": issued.key.pk,
+        "rolled_from_id": rolled_from.pk if rolled_from else None,
+        "expiry_capped": issued.expiry_capped,
+        "at": timezone.now().timestamp(),
+    }
+    return redirect("settings_key_created")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def apikey_created_view(request: HttpRequest) -> HttpResponse:
+    """Show the key left by the POST, once: a reload lands on the key list."""
+    user: User = request.user  # type: ignore[assignment]
+    shown = request.session.pop(SESSION_KEY, None)
+    if not shown or timezone.now().timestamp() - shown["at"] > KEY_SHOWN_SECONDS:
+        return redirect("settings_account")
+    key = apikey_get(user=user, key_id=shown["key_id"])
+    if key is None:
+        return redirect("settings_account")
+    rolled_from = None
+    if shown["rolled_from_id"]:
+        rolled_from = apikey_get(user=user, key_id=shown["rolled_from_id"])
+    issued = IssuedKey(key=key, raw=shown["raw"], expiry_capped=shown["expiry_capped"])
+    allowed = key.allowed_models or model_choices(user=user)
     return render(
         request,
         "accounts/key_created.html",
         {
             "issued": issued,
-            "key": issued.key,
+            "key": key,
             "raw_key": issued.raw,
             "rolled_from": rolled_from,
             "base_url": api_base_url(request),
@@ -138,7 +178,7 @@ def apikey_create_view(request: HttpRequest) -> HttpResponse:
         issued = apikey_create(
             user=request.user,  # type: ignore[arg-type]
             name=form.cleaned_data["name"],
-            expires_at=_end_of_day(expires_on) if expires_on else None,
+            expires_at=key_expiry_end_of_day(expires_on) if expires_on else None,
             allowed_models=_models_from_form(form.cleaned_data["models"]),
         )
     except ValidationError as error:
@@ -148,7 +188,7 @@ def apikey_create_view(request: HttpRequest) -> HttpResponse:
             )
             form.add_error(target if target in form.fields else None, errors)
         return _settings_page(request, form=form, status=400)
-    return _key_shown_once(request, issued=issued)
+    return apikey_show_once(request, issued=issued)
 
 
 @login_required
@@ -178,8 +218,23 @@ def apikey_roll_view(request: HttpRequest, key_id: int) -> HttpResponse:
             for messages_ in error.message_dict.values():
                 form.add_error(None, messages_)
         else:
-            return _key_shown_once(request, issued=issued, rolled_from=key)
+            return apikey_show_once(request, issued=issued, rolled_from=key)
     status = 400 if form.errors else 200
     return render(
         request, "accounts/key_roll.html", {"key": key, "form": form}, status=status
     )
+
+
+@require_POST
+def email_verification_resend_view(request: HttpRequest) -> HttpResponse:
+    sent = email_verification_resend(request=request)
+    if sent is None:
+        messages.info(request, "Sign in to have a new verification link sent.")
+        return redirect("account_login")
+    if not sent:
+        messages.info(
+            request,
+            "A link was sent a few minutes ago and still works; you can ask for"
+            " another one shortly.",
+        )
+    return redirect("account_email_verification_sent")

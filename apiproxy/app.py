@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from apiproxy.auth import principal_authenticate
+from apiproxy.cors import cors_policy, is_preflight, preflight_answer
 from apiproxy.errors import ProxyError
 from apiproxy.exchange import Exchange
 from apiproxy.handlers import completion_handle
@@ -178,6 +179,10 @@ async def proxy_application(
     if scope["type"] != "http":
         return
     headers: list[tuple[bytes, bytes]] = scope["headers"]
+    cors = cors_policy()
+    if cors.enabled and is_preflight(scope["method"], headers):
+        await preflight_answer(send, cors, headers)
+        return
     request_id = "req_" + uuid.uuid4().hex
     endpoint = endpoint_of(scope["path"])
     outcome = RequestOutcome(
@@ -185,7 +190,10 @@ async def proxy_application(
         endpoint=endpoint_label(endpoint),
         retry_count=retry_count_of(headers),
     )
-    response_headers = [(b"x-request-id", request_id.encode())]
+    response_headers = [
+        (b"x-request-id", request_id.encode()),
+        *cors.response_headers(header_get(headers, b"origin")),
+    ]
 
     async def step(tracked_send: TrackedSend) -> None:
         client = scope.get("client") or ("", 0)

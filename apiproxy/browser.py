@@ -84,6 +84,11 @@ class BrowserTurn(Protocol):
         member), or None for the user's own budget."""
         ...
 
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """After `prepare`: headers telling the page about the call (e.g. what
+        the app left out of the request), on the answer and a refusal alike."""
+        ...
+
     def admitted(self) -> None:
         """In a second Django hop, once the proxy has admitted the request and
         before anything is relayed: write what the call changes. A request the
@@ -319,6 +324,7 @@ class _BrowserCall:
         principal, body = await in_db_thread(_django_gate, self.scope, raw, self.turn)
         principal = await project_class_apply(principal)
         self.prepared = True
+        self.response_headers.extend(self.turn.response_headers())
         self.outcome.user_id = principal.user_id
         self.outcome.project_id = principal.project_id
         refusal_budget.check(principal.user_id)

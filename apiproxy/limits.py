@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from apiproxy.ratelimit import Bucket
+from catalog.access import limits_effective
 from catalog.selectors import limit_tables as limit_tables_load
 from catalog.snapshot import LimitTables
 from portal.refreshing import Refreshing
@@ -18,25 +19,8 @@ limit_tables: Refreshing[LimitTables] = Refreshing(
 )
 
 
-def _most_generous(values: list[int]) -> int | None:
-    if not values:
-        return None
-    return 0 if 0 in values else max(values)
-
-
-def user_limits(
-    tables: LimitTables, user_id: int, group_ids: tuple[int, ...]
-) -> tuple[int, int]:
-    own_rpm, own_tpm = tables.users.get(user_id, (None, None))
-    group_pairs = [tables.groups[g] for g in group_ids if g in tables.groups]
-    group_rpm = _most_generous([p[0] for p in group_pairs if p[0] is not None])
-    group_tpm = _most_generous([p[1] for p in group_pairs if p[1] is not None])
-    rpm = own_rpm if own_rpm is not None else group_rpm
-    tpm = own_tpm if own_tpm is not None else group_tpm
-    return (
-        settings.DEFAULT_USER_RPM if rpm is None else rpm,
-        settings.DEFAULT_USER_TPM if tpm is None else tpm,
-    )
+# One rule for the proxy and the pages that show a user's limits.
+user_limits = limits_effective
 
 
 def _api_share(limit: int) -> int:

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from accounts.selectors import Principal
 from catalog.snapshot import CatalogModel, LimitTables, Route
 
@@ -122,3 +124,27 @@ def _requestable(
         ):
             return True
     return False
+
+
+def _most_generous(values: list[int]) -> int | None:
+    if not values:
+        return None
+    return 0 if 0 in values else max(values)
+
+
+def limits_effective(
+    tables: LimitTables, user_id: int, group_ids: tuple[int, ...]
+) -> tuple[int, int]:
+    """A user's requests and tokens per minute (0: unlimited): the user's own
+    override, else the most generous of the user's groups, else the site's
+    default. The proxy (apiproxy.limits) and the pages both ask here."""
+    own_rpm, own_tpm = tables.users.get(user_id, (None, None))
+    pairs = [tables.groups[g] for g in group_ids if g in tables.groups]
+    group_rpm = _most_generous([p[0] for p in pairs if p[0] is not None])
+    group_tpm = _most_generous([p[1] for p in pairs if p[1] is not None])
+    rpm = own_rpm if own_rpm is not None else group_rpm
+    tpm = own_tpm if own_tpm is not None else group_tpm
+    return (
+        settings.DEFAULT_USER_RPM if rpm is None else rpm,
+        settings.DEFAULT_USER_TPM if tpm is None else tpm,
+    )

@@ -9,8 +9,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import URLPattern, path
 
 from catalog.access_requests import access_request_decide
 from catalog.models import AccessRequest, GroupLimits, KeyLimits, UserLimits
@@ -28,6 +31,15 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class PorticoGroupAdmin(GroupAdmin):
     inlines = [GroupLimitsInline]
+    # Most groups are service classes: their limits (the inline) matter, and
+    # the long permission picker, for staff groups only, starts folded away.
+    fieldsets = [
+        (None, {"fields": ["name"]}),
+        (
+            "Admin permissions (staff groups only)",
+            {"classes": ["collapse"], "fields": ["permissions"]},
+        ),
+    ]
     list_display = ["name", "rpm", "tpm", "dedicated", "members"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
@@ -88,6 +100,45 @@ class AccessRequestAdmin(admin.ModelAdmin):
     ]
     fields = [*readonly_fields[:5], "staff_note", *readonly_fields[5:]]
     actions = ["approve", "refuse"]
+    # Approve and Refuse buttons beside Save (they post the form, staff note
+    # included, to decide_view).
+    change_form_template = "admin/catalog/accessrequest/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        decide = path(
+            "<int:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="catalog_accessrequest_decide",
+        )
+        return [decide, *super().get_urls()]
+
+    def decide_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        access_request = get_object_or_404(AccessRequest, pk=object_id)
+        decision = request.POST.get("decision")
+        if decision not in ("approve", "refuse"):
+            self.message_user(request, "Choose Approve or Refuse.", messages.ERROR)
+            return redirect("admin:catalog_accessrequest_change", object_id)
+        was_pending = access_request.state == AccessRequest.State.PENDING
+        decided = access_request_decide(
+            request=access_request,
+            approve=decision == "approve",
+            staff=request.user,
+            note=request.POST.get("staff_note", "").strip(),
+        )
+        if was_pending:
+            text = (
+                f"{decided.get_state_display()}: {decided.user}'s request for"
+                f" {decided.group} (the user is told by e-mail)."
+            )
+            self.message_user(request, text, messages.SUCCESS)
+        else:
+            text = f"Already decided: {decided.get_state_display().lower()}."
+            self.message_user(request, text, messages.WARNING)
+        return redirect("admin:catalog_accessrequest_change", object_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

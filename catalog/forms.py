@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth.models import Group
 
@@ -21,3 +23,9 @@ class AccessRequestForm(forms.Form):
         required=False,
         help_text="For example: 50,000 requests over two weeks.",
     )
+
+    def __init__(self, *args: Any, offered: list[int], **kwargs: Any) -> None:
+        """Only the classes the user may still ask for (not held, not waiting)."""
+        super().__init__(*args, **kwargs)
+        field = self.fields["group"]
+        field.queryset = field.queryset.filter(pk__in=offered)  # type: ignore[attr-defined]

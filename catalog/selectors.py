@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.selectors import principal_for_user
-from catalog.access import models_for
+from catalog.access import limits_effective, models_for
 from catalog.models import (
     AccessRequest,
     Backend,
@@ -178,4 +178,20 @@ def access_classes_for_user(*, user: Any) -> list[dict[str, Any]]:
                 "last_request": request,
             }
         )
+    for entry in classes:
+        # A class already held or asked for is not offered again.
+        entry["offered"] = not (entry["member"] or entry["pending"])
     return classes
+
+
+def access_standing_for_user(*, user: Any) -> dict[str, Any]:
+    """What Settings > Access shows above the classes: the rate limits that
+    apply to the user now (0: unlimited) and the service classes held."""
+    group_ids = tuple(user.groups.values_list("pk", flat=True))
+    rpm, tpm = limits_effective(limit_tables(), user.pk, group_ids)
+    held = Group.objects.filter(pk__in=group_ids, portico_limits__isnull=False)
+    return {
+        "rpm": rpm,
+        "tpm": tpm,
+        "classes": list(held.order_by("name").values_list("name", flat=True)),
+    }

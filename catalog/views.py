@@ -10,12 +10,14 @@ from django.shortcuts import redirect, render
 
 from catalog.access_requests import access_request_create
 from catalog.forms import AccessRequestForm
-from catalog.selectors import access_classes_for_user
+from catalog.selectors import access_classes_for_user, access_standing_for_user
 
 
 @login_required
 def settings_access(request: HttpRequest) -> HttpResponse:
-    form = AccessRequestForm(request.POST or None)
+    classes = access_classes_for_user(user=request.user)
+    offered = [entry["group"].pk for entry in classes if entry["offered"]]
+    form = AccessRequestForm(request.POST or None, offered=offered)
     if request.method == "POST" and form.is_valid():
         try:
             access_request_create(user=request.user, **form.cleaned_data)
@@ -26,7 +28,10 @@ def settings_access(request: HttpRequest) -> HttpResponse:
                 request, "Your request was sent. You will hear from us by e-mail."
             )
             return redirect("settings_access")
-    classes = access_classes_for_user(user=request.user)
-    return render(
-        request, "catalog/settings_access.html", {"form": form, "classes": classes}
-    )
+    context = {
+        "form": form,
+        "classes": classes,
+        "offered": offered,
+        "standing": access_standing_for_user(user=request.user),
+    }
+    return render(request, "catalog/settings_access.html", context)

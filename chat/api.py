@@ -7,9 +7,11 @@ read `{"error": {"code", "message"}}`, invalid input adds `fields`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
+from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -27,6 +29,8 @@ from chat.models import TITLE_MAX_LENGTH, Conversation, Message
 from chat.selectors import (
     chat_model_get,
     chat_project_member,
+    conversation_export_data,
+    conversation_export_markdown,
     conversation_get,
     conversation_list,
     message_list,
@@ -98,7 +102,9 @@ class ConversationSerializer(serializers.Serializer):
         model = attrs.get("model")
         user = self.context["user"]
         if model and chat_model_get(user=user, public_id=model) is None:
-            raise ValidationError({"model": ["You cannot use this model."]})
+            raise ValidationError(
+                {"model": ["This model is not available to you now. Pick another."]}
+            )
         project = attrs.get("project")
         if project is not None and not chat_project_member(
             user=user, project_id=project
@@ -175,7 +181,10 @@ class ConversationListView(_ChatApiView):
             OpenApiParameter(
                 "q",
                 OpenApiTypes.STR,
-                description="Only titles containing this (case-insensitive).",
+                description=(
+                    "Only conversations whose title contains this, or one of "
+                    "whose messages matches it (full-text on PostgreSQL)."
+                ),
             )
         ],
         responses={
@@ -217,3 +226,47 @@ class ConversationDetailView(_ChatApiView):
     def delete(self, request: Request, conversation_id: int) -> Response:
         conversation_delete(conversation=self._conversation(request, conversation_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _attachment(
+    conversation: Conversation, body: str, *, extension: str, content_type: str
+) -> HttpResponse:
+    name = slugify(conversation.title)[:60] or "conversation"
+    response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{name}-{conversation.pk}.{extension}"'
+    )
+    return response
+
+
+class ConversationExportMarkdownView(_ChatApiView):
+    @extend_schema(
+        operation_id="conversations_export_markdown",
+        responses={
+            (200, "text/markdown"): OpenApiTypes.STR,
+            403: _ERRORS[403],
+            404: _ERRORS[404],
+        },
+    )
+    def get(self, request: Request, conversation_id: int) -> HttpResponse:
+        """The conversation as a Markdown file (a download)."""
+        conversation = self._conversation(request, conversation_id)
+        body = conversation_export_markdown(conversation=conversation)
+        return _attachment(
+            conversation, body, extension="md", content_type="text/markdown"
+        )
+
+
+class ConversationExportJsonView(_ChatApiView):
+    @extend_schema(
+        operation_id="conversations_export_json",
+        responses={200: OpenApiTypes.OBJECT, 403: _ERRORS[403], 404: _ERRORS[404]},
+    )
+    def get(self, request: Request, conversation_id: int) -> HttpResponse:
+        """The conversation as a JSON file (a download), messages included."""
+        conversation = self._conversation(request, conversation_id)
+        data = conversation_export_data(conversation=conversation)
+        body = json.dumps(data, ensure_ascii=False, indent=2)
+        return _attachment(
+            conversation, body, extension="json", content_type="application/json"
+        )

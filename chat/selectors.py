@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from catalog.selectors import models_for_user
@@ -117,12 +119,43 @@ def conversation_list(
     *, user: Any, query: str = "", limit: int = 100
 ) -> QuerySet[Conversation]:
     """The user's conversations, most recently active first; `query` matches
-    titles (case-insensitive)."""
-    conversations = Conversation.objects.filter(user=user)
+    titles (case-insensitive) and the text of messages (conversation_search).
+
+    A conversation whose first turn failed is not listed: it has no answer and
+    either a question (the turn was admitted, the model gave no text) or no
+    title (refused before anything was stored). The row stays, so Retry on
+    the open page still works; its first stored answer lists it. A
+    conversation made empty with a title (the API) is listed."""
+    answered = Message.objects.filter(
+        conversation=OuterRef("pk"), role=Message.Role.ASSISTANT
+    )
+    asked = Message.objects.filter(conversation=OuterRef("pk"))
+    conversations = Conversation.objects.filter(user=user).filter(
+        Exists(answered) | (~Exists(asked) & ~Q(title=""))
+    )
     query = query.strip()
     if query:
-        conversations = conversations.filter(title__icontains=query)
+        conversations = conversation_search(conversations=conversations, query=query)
     return conversations.only("id", "title", "model", "updated_at")[:limit]
+
+
+def conversation_search(
+    *, conversations: QuerySet[Conversation], query: str
+) -> QuerySet[Conversation]:
+    """`conversations` whose title contains `query` or one of whose messages
+    matches it: PostgreSQL full-text search (websearch syntax, English
+    stemming: "dances" finds "dance") where the database is PostgreSQL, a
+    case-insensitive substring elsewhere (SQLite, `make run`)."""
+    if connection.vendor == "postgresql":
+        search = SearchQuery(query, search_type="websearch", config="english")
+        matching = Message.objects.annotate(
+            document=SearchVector("content", config="english")
+        ).filter(conversation=OuterRef("pk"), document=search)
+    else:
+        matching = Message.objects.filter(
+            conversation=OuterRef("pk"), content__icontains=query
+        )
+    return conversations.filter(Q(title__icontains=query) | Exists(matching))
 
 
 def conversation_get(*, user: Any, conversation_id: int) -> Conversation | None:
@@ -134,6 +167,61 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation | None:
 
 def message_list(*, conversation: Conversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation=conversation).order_by("id")
+
+
+def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
+    """A conversation as a JSON export: its settings and every message, with
+    the thinking and token counts (images as the data URLs sent)."""
+    return {
+        "id": conversation.pk,
+        "title": conversation.title,
+        "model": conversation.model,
+        "system_prompt": conversation.system_prompt,
+        "temperature": conversation.temperature,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "messages": [
+            {
+                "role": m.role,
+                "content": m.content,
+                "images": m.images,
+                "reasoning": m.reasoning,
+                "model": m.model,
+                "finish_reason": m.finish_reason,
+                "prompt_tokens": m.prompt_tokens,
+                "completion_tokens": m.completion_tokens,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in message_list(conversation=conversation)
+        ],
+    }
+
+
+def conversation_export_markdown(*, conversation: Conversation) -> str:
+    """A conversation as a Markdown export: a heading per message, the text as
+    written (answers are Markdown already), thinking as a quote, images as a
+    note (they are in the JSON export)."""
+    lines = [f"# {conversation.title or 'New chat'}", ""]
+    if conversation.model:
+        lines += [f"Model: {conversation.model}", ""]
+    if conversation.system_prompt.strip():
+        lines += ["## System prompt", "", conversation.system_prompt.strip(), ""]
+    for message in message_list(conversation=conversation):
+        if message.role == Message.Role.USER:
+            lines += ["## You", ""]
+        else:
+            lines += [
+                f"## Assistant ({message.model})" if message.model else "## Assistant",
+                "",
+            ]
+        if message.reasoning:
+            quoted = [f"> {line}".rstrip() for line in message.reasoning.splitlines()]
+            lines += ["> **Thinking**", ">", *quoted, ""]
+        if message.content:
+            lines += [message.content.rstrip(), ""]
+        if message.images:
+            lines += [f"*[{len(message.images)} image(s) attached]*", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ by an error).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from chat.models import TITLE_MAX_LENGTH, Conversation, Message
 
 TITLE_FROM_MESSAGE_LENGTH = 60
 ACTIONS = ("send", "regenerate", "edit")
+_TRAILING_ELLIPSIS = re.compile(r"\s*(?:…|\.\.\.)+$")
 # "Not given", where None is a meaningful value (temperature).
 _UNSET: Any = object()
 
@@ -40,9 +42,10 @@ def _title_from(content: str, images: Sequence[str]) -> str:
     )
     if not first_line:
         return "Image" if images else "New chat"
-    if len(first_line) > TITLE_FROM_MESSAGE_LENGTH:
-        return first_line[: TITLE_FROM_MESSAGE_LENGTH - 1].rstrip() + "…"
-    return first_line
+    # No "…" is stored: the list cuts long titles with CSS (text-overflow),
+    # and a search or an export sees the title as written.
+    title = first_line[:TITLE_FROM_MESSAGE_LENGTH].rstrip()
+    return _TRAILING_ELLIPSIS.sub("", title) or title
 
 
 def conversation_create(

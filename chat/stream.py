@@ -11,6 +11,7 @@ after it.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.http import HttpRequest
 
@@ -19,6 +20,7 @@ from apiproxy.browser import BrowserResult, browser_application
 from apiproxy.errors import ProxyError
 from chat.models import Conversation
 from chat.selectors import (
+    ChatModel,
     chat_model_get,
     chat_project_member,
     conversation_get,
@@ -29,6 +31,7 @@ from chat.turns import (
     TurnRequest,
     TurnRequestInvalid,
     completion_body_build,
+    history_fit,
     turn_history,
     turn_request_parse,
 )
@@ -45,6 +48,7 @@ class ChatTurn:
         self.question_id: int | None = None
         self.model = ""
         self.project_id: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
 
     def prepare(self, *, request: HttpRequest, principal: Principal) -> bytes:
         try:
@@ -85,6 +89,19 @@ class ChatTurn:
                 "'vision', or remove the images.",
                 code="model_lacks_vision",
             )
+        body = self.body_build(conversation=conversation, model=model, turn=turn)
+        self.turn, self.conversation_id, self.model = (
+            turn,
+            conversation.pk,
+            model.public_id,
+        )
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def body_build(
+        self, *, conversation: Conversation, model: ChatModel, turn: TurnRequest
+    ) -> dict[str, Any]:
+        """The completion request: the stored conversation and the new turn,
+        without its oldest messages where they no longer fit the window."""
         try:
             history = turn_history(
                 conversation=conversation,
@@ -95,18 +112,19 @@ class ChatTurn:
             )
         except TurnError as error:
             raise ProxyError(400, str(error), code="invalid_turn") from None
-        self.turn, self.conversation_id, self.model = (
-            turn,
-            conversation.pk,
-            model.public_id,
+        history, fit = history_fit(
+            conversation=conversation, history=history, window=model.context_window
         )
-        body = completion_body_build(
+        self.headers = fit.headers()
+        return completion_body_build(
             conversation=conversation, history=history, model=model
         )
-        return json.dumps(body, separators=(",", ":")).encode()
 
     def bills_project(self) -> int | None:
         return self.project_id
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        return self.headers
 
     def admitted(self) -> None:
         """The proxy admitted the turn: record the user's side now, so that a

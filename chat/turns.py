@@ -15,10 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat.models import Conversation, Message
-from chat.selectors import ChatModel
+from chat.selectors import ChatModel, chat_model_get, message_list
 from chat.services import ACTIONS, turn_check
 
 MAX_IMAGES = 4
+# The context estimate errs high, so a kept history fits: ~3 characters a
+# token (English BPE averages ~4), a message's role markers, the template's
+# own text, an image as the proxy's allowance counts it. The answer's share
+# is kept free: min(ANSWER_RESERVE, window / 4).
+CHARS_PER_TOKEN = 3
+MESSAGE_TOKENS = 8
+TEMPLATE_TOKENS = 32
+IMAGE_TOKENS = 1024
+ANSWER_RESERVE = 1024
 _DATA_URL = re.compile(r"^data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+$")
 
 
@@ -151,3 +160,83 @@ def completion_body_build(
         body["temperature"] = conversation.temperature
     body.update(messages=messages, stream=True, stream_options={"include_usage": True})
     return body
+
+
+@dataclass(frozen=True)
+class ContextFit:
+    """What a turn sends of its history: `trimmed` oldest messages left out,
+    about `tokens` tokens of the model's `window` used by what is sent."""
+
+    trimmed: int
+    sent: int
+    tokens: int
+    window: int
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """For the page, on the answer and on a refusal alike."""
+        return [
+            (b"x-chat-trimmed", str(self.trimmed).encode()),
+            (b"x-chat-sent", str(self.sent).encode()),
+            (b"x-chat-context-tokens", str(self.tokens).encode()),
+            (b"x-chat-context-window", str(self.window).encode()),
+        ]
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "trimmed": self.trimmed,
+            "sent": self.sent,
+            "tokens": self.tokens,
+            "window": self.window,
+        }
+
+
+def tokens_estimate(*, text: str, images: int = 0) -> int:
+    """An estimate of a message's tokens that errs high."""
+    return -(-len(text) // CHARS_PER_TOKEN) + MESSAGE_TOKENS + images * IMAGE_TOKENS
+
+
+def answer_reserve(window: int) -> int:
+    return min(ANSWER_RESERVE, window // 4)
+
+
+def history_fit(
+    *, conversation: Conversation, history: Sequence[Message], window: int
+) -> tuple[list[Message], ContextFit]:
+    """The newest part of `history` (oldest first) that fits the model's
+    `window` with room left for the answer. The system prompt and the newest
+    message are always kept (a message too long alone is the proxy's to
+    refuse, with the real count); the kept part starts with a user message,
+    as chat templates expect."""
+    if window <= 0:  # not known: the proxy and the backend decide
+        return list(history), ContextFit(0, len(history), 0, 0)
+    fixed = TEMPLATE_TOKENS
+    if conversation.system_prompt.strip():
+        fixed += tokens_estimate(text=conversation.system_prompt)
+    budget = window - answer_reserve(window) - fixed
+    sizes = [tokens_estimate(text=m.content, images=len(m.images)) for m in history]
+    start, used = len(history), 0
+    while start > 0 and (start == len(history) or used + sizes[start - 1] <= budget):
+        start -= 1
+        used += sizes[start]
+    while start < len(history) - 1 and history[start].role != Message.Role.USER:
+        used -= sizes[start]
+        start += 1
+    kept = list(history[start:])
+    return kept, ContextFit(
+        trimmed=start, sent=len(kept), tokens=fixed + used, window=window
+    )
+
+
+def conversation_context(
+    *, user: Any, conversation: Conversation
+) -> dict[str, int] | None:
+    """What the next turn would send of the stored conversation (for the
+    page's note and meter), or None without a usable model or messages."""
+    model = chat_model_get(user=user, public_id=conversation.model)
+    stored = list(message_list(conversation=conversation))
+    if model is None or not model.context_window or not stored:
+        return None
+    _, fit = history_fit(
+        conversation=conversation, history=stored, window=model.context_window
+    )
+    return fit.as_dict()

@@ -17,4 +17,14 @@ urlpatterns = [
         api.ConversationDetailView.as_view(),
         name="api_conversation",
     ),
+    path(
+        "api/conversations/<int:conversation_id>/export.md",
+        api.ConversationExportMarkdownView.as_view(),
+        name="api_conversation_export_markdown",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/export.json",
+        api.ConversationExportJsonView.as_view(),
+        name="api_conversation_export_json",
+    ),
 ]

@@ -15,6 +15,7 @@ from chat.selectors import (
     conversation_list,
 )
 from chat.stream import STREAM_PATH
+from chat.turns import conversation_context
 
 
 @login_required
@@ -32,6 +33,11 @@ def chat_page(request: HttpRequest, conversation_id: int | None = None) -> HttpR
     state = {
         "conversation": conversation_data(conversation) if conversation else None,
         "models": [model.as_dict() for model in models],
+        "context": (
+            conversation_context(user=request.user, conversation=conversation)
+            if conversation
+            else None
+        ),
     }
     return render(
         request,

@@ -14,12 +14,15 @@ from typing import Any
 
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncHour
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from apiproxy.queueing import board
 from apiproxy.slots import slots_in_use
-from catalog.models import Backend, Deployment
+from catalog.models import AccessRequest, Backend, Deployment
 from ops.models import BackendAlertState
+from projects.models import AllocationRequest
 from usage.models import UsageRecord
 
 # Outcomes that are Portico's or a backend's fault even with status 200 (a
@@ -166,3 +169,77 @@ def dashboard_recent_errors(*, since: datetime, limit: int = 20) -> list[UsageRe
         .select_related("user")
         .order_by("-started_at")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """One thing staff should act on, with where to act on it."""
+
+    text: str
+    count: int
+    url: str
+
+
+def _item(count: int, one: str, many: str, url: str) -> AttentionItem:
+    return AttentionItem(text=one if count == 1 else many, count=count, url=url)
+
+
+def pending_decisions() -> list[AttentionItem]:
+    """Requests and sign-ups waiting for a staff decision; only the non-empty
+    kinds, so an admin index with nothing waiting shows nothing."""
+    pending = "?state__exact=pending"
+    counts = [
+        (
+            AccessRequest.objects.filter(state=AccessRequest.State.PENDING).count(),
+            "access request waits",
+            "access requests wait",
+            reverse("admin:catalog_accessrequest_changelist") + pending,
+        ),
+        (
+            AllocationRequest.objects.filter(
+                state=AllocationRequest.State.PENDING
+            ).count(),
+            "allocation request waits",
+            "allocation requests wait",
+            reverse("admin:projects_allocationrequest_changelist") + pending,
+        ),
+        (
+            User.objects.filter(pending_approval=True).count(),
+            "new account waits for approval",
+            "new accounts wait for approval",
+            reverse("admin:accounts_user_changelist") + "?pending_approval__exact=1",
+        ),
+    ]
+    return [_item(*row) for row in counts if row[0]]
+
+
+def dashboard_attention(
+    *,
+    backends: list[BackendRow],
+    slots: list[SlotRow],
+    errors: int,
+    flush_failures: int,
+    limiter_degraded: bool,
+) -> list[AttentionItem]:
+    """What the dashboard leads with: backends down, errors, queues, this
+    process's troubles and pending decisions, each only when there is any."""
+    down = sum(1 for row in backends if row.backend.enabled and not row.backend.healthy)
+    waiting = sum(row.waiting for row in slots)
+    items = [
+        _item(down, "backend is failing", "backends are failing", "#ops-backends"),
+        _item(errors, "error in 24 hours", "errors in 24 hours", "#ops-errors"),
+        _item(waiting, "request is queued", "requests are queued", "#ops-slots"),
+        _item(
+            flush_failures,
+            "usage batch write failed",
+            "usage batch writes failed",
+            "#ops-process",
+        ),
+        _item(
+            int(limiter_degraded),
+            "process's rate limiter is degraded (Redis unreachable)",
+            "",
+            "#ops-process",
+        ),
+    ]
+    return [item for item in items if item.count] + pending_decisions()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apiproxy.ratelimit import rate_limiter
 from ops.analytics import BREAKDOWNS, analytics_read
 from ops.selectors import (
+    dashboard_attention,
     dashboard_backends,
     dashboard_recent_errors,
     dashboard_slots,
@@ -35,23 +36,33 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     since = now - timedelta(hours=24)
     slots, slots_source = dashboard_slots()
     traffic = dashboard_traffic(now=now)
+    backends = dashboard_backends()
+    errors = sum(hour.errors for hour in traffic)
+    buffer, limiter = usage_buffer.stats(), rate_limiter.stats()
     context = {
         **admin.site.each_context(request),
         "title": "Operations dashboard",
-        "backends": dashboard_backends(),
+        "attention": dashboard_attention(
+            backends=backends,
+            slots=slots,
+            errors=errors,
+            flush_failures=buffer.flush_failures,
+            limiter_degraded=limiter.degraded,
+        ),
+        "backends": backends,
         "slots": slots,
         "slots_source": slots_source,
         "traffic": traffic,
         "traffic_peak": max((hour.tokens for hour in traffic), default=0) or 1,
         "totals": {
             "requests": sum(hour.requests for hour in traffic),
-            "errors": sum(hour.errors for hour in traffic),
+            "errors": errors,
             "tokens": sum(hour.tokens for hour in traffic),
         },
         "top_users": dashboard_top_users(since=since),
         "recent_errors": dashboard_recent_errors(since=since),
-        "buffer": usage_buffer.stats(),
-        "limiter": rate_limiter.stats(),
+        "buffer": buffer,
+        "limiter": limiter,
     }
     return TemplateResponse(request, "admin/ops/dashboard.html", context)
 

@@ -85,6 +85,21 @@ def admin_login_describe(*, login: AdminLogin, url: str) -> str:
     )
 
 
+def mail_describe() -> str:
+    """The start-up line that says where the portal's e-mail goes."""
+    if settings.EMAIL_HOST:
+        return f"E-mail is sent through {settings.EMAIL_HOST}:{settings.EMAIL_PORT}."
+    shown = (
+        "; sign-up verification links are also shown on the page"
+        if settings.MAIL_SHOWN_ON_PAGE
+        else ""
+    )
+    return (
+        "E-mail is not sent (EMAIL_HOST is unset): messages are printed in this"
+        f" terminal{shown}."
+    )
+
+
 def demo_backend_register(*, backend: DemoBackend) -> str:
     """Register the running demo backend as the ordinary backend named "demo".
 
@@ -249,6 +264,7 @@ def portal_run(
             say(admin_login_describe(login=login, url=url))
             if settings.SSO_DEMO:
                 demo_sso = _demo_sso_start(port=port, url=url, say=say)
+            say(mail_describe())
             say(f"Portico is at {url} (Ctrl-C stops it)")
             # uvicorn's worker threads open their own connections.
             connections.close_all()

@@ -207,10 +207,20 @@ MFA_TOTP_ISSUER = SITE_NAME
 # before any admin page (accounts/middleware.py).
 REQUIRE_STAFF_MFA = env_bool("REQUIRE_STAFF_MFA", not DEBUG)
 
-# E-mail: SMTP when EMAIL_HOST is set, else printed on the console.
+# E-mail: SMTP when EMAIL_HOST is set, else printed on the console under a
+# banner (portal/mailconsole.py), so it stands out among the request lines.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_BACKEND = "django.core.mail.backends." + ("smtp" if EMAIL_HOST else "console")
-EMAIL_BACKEND += ".EmailBackend"
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "portal.mailconsole.EmailBackend"
+)
+# Development only: show the e-mail verification link on the "verify your
+# address" page, for a portal that sends no mail. `make run` turns it on when
+# EMAIL_HOST is unset; never set it where mail is really sent.
+MAIL_SHOWN_ON_PAGE = env_bool("MAIL_SHOWN_ON_PAGE", False)
+# Mail subjects and greetings name the portal, not the host it was reached at.
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")

@@ -15,6 +15,7 @@ from portal.env import (
     env_int,
     env_list,
     env_networks,
+    env_origins,
     env_str,
 )
 from portal.logformat import logging_config
@@ -52,6 +53,17 @@ MEDIA_FETCH_MAX_BYTES = env_int("MEDIA_FETCH_MAX_BYTES", 20 * 1024 * 1024, minim
 MEDIA_FETCH_TIMEOUT = env_float("MEDIA_FETCH_TIMEOUT", 10.0, minimum=0.1)
 MEDIA_FETCH_MAX_URLS = env_int("MEDIA_FETCH_MAX_URLS", 16, minimum=1, maximum=256)
 MEDIA_FETCH_ALLOW_NETWORKS = env_networks("MEDIA_FETCH_ALLOW_NETWORKS", [])
+# Origins whose pages may call the API door with a key (CORS, apiproxy.cors):
+# "*" (any, as OpenAI's API), a comma-separated list, or "off". Never with
+# credentials; the browser door is same-origin and unaffected.
+_API_CORS = env_list("API_CORS_ORIGINS", ["*"])
+API_CORS_ORIGINS: tuple[str, ...] = (
+    ()
+    if [origin.lower() for origin in _API_CORS] in (["off"], ["none"])
+    else ("*",)
+    if "*" in _API_CORS
+    else tuple(env_origins("API_CORS_ORIGINS", []))
+)
 
 # Rate limits (apiproxy.ratelimit). Site defaults per user; groups, users and
 # keys override them in admin. 0 means unlimited.

@@ -9,7 +9,7 @@ new key's raw value appear only in the response to the POST that made them.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from allauth.account.decorators import reauthentication_required
 from django.conf import settings
@@ -25,8 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
 from accounts.reauth import reauthentication_due
-from accounts.selectors import model_choices
-from accounts.views import api_base_url
+from accounts.views import apikey_show_once, key_expiry_end_of_day
 from projects import selectors as read
 from projects.burndown import burndown_compute, burndown_svg
 from projects.forms import (
@@ -275,35 +274,21 @@ def project_key_create_view(request: HttpRequest, project_id: int) -> HttpRespon
     form = ProjectKeyForm(request.POST)
     if form.is_valid():
         expires_on = form.cleaned_data["expires_on"]
-        tz = timezone.get_current_timezone()
         try:
             issued = project_key_create(
                 project=membership.project,
                 user=membership.user,
                 name=form.cleaned_data["name"],
-                expires_at=datetime.combine(
-                    expires_on + timedelta(days=1), time.min, tzinfo=tz
-                )
-                if expires_on
-                else None,
+                expires_at=key_expiry_end_of_day(expires_on) if expires_on else None,
             )
         except ValidationError as error:
             for name, errors in error.message_dict.items():
                 target = "expires_on" if name == "expires_at" else name
                 form.add_error(target if target in form.fields else None, errors)
         else:
-            allowed = model_choices(user=membership.user)
-            return render(
-                request,
-                "accounts/key_created.html",
-                {
-                    "issued": issued,
-                    "key": issued.key,
-                    "raw_key": issued.raw,
-                    "base_url": api_base_url(request),
-                    "example_model": allowed[0] if allowed else "MODEL_ID",
-                },
-            )
+            # Post/redirect/get, as for personal keys: a reload shows nothing
+            # again and makes no second key.
+            return apikey_show_once(request, issued=issued)
     return _project_page(request, membership, key_form=form, status=400)
 
 

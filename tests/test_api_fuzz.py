@@ -66,6 +66,8 @@ API_OPERATIONS = [
     "GET /api/conversations/{conversation_id}/",
     "PATCH /api/conversations/{conversation_id}/",
     "DELETE /api/conversations/{conversation_id}/",
+    "GET /api/conversations/{conversation_id}/export.md",
+    "GET /api/conversations/{conversation_id}/export.json",
     "GET /api/keys/",
     "POST /api/keys/",
     "GET /api/keys/{key_id}/",

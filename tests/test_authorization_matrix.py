@@ -68,6 +68,8 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     (r"^api/schema/$", {"anonymous": API_ANONYMOUS, **SIGNED_IN}),
     (r"^settings/account/keys/<int:key_id>/(revoke|roll)/$", OWNER_ONLY),
     (r"^settings/account/keys/$", every(IDENTITIES[1:], {200, 302, 405})),
+    # A new key's one showing: with none waiting, back to the key list.
+    (r"^settings/account/keys/new/$", every(IDENTITIES[1:], {302})),
     (r"^settings/(account|access|usage)/(export\.csv)?$", SIGNED_IN),
     # Settings > Projects: the list for everyone signed in; a project's pages
     # for its members only (no project 999999 exists: 404, staff included;
@@ -126,6 +128,13 @@ RULES: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (r"^admin/logout/$", every(IDENTITIES, {200, 302, 405})),
+    # Approve/Refuse on an access request's page: POST only, staff only.
+    (
+        r"^admin/catalog/accessrequest/<int:object_id>/decide/$",
+        {"alice": LOGIN, "bob": LOGIN, "staff": {403}, "superuser": {405}},
+    ),
+    # Resend the sign-up's verification link: POST only, for a pending login.
+    (r"^accounts/verification/resend/$", every(IDENTITIES, {405})),
     (r"^admin/$", {"alice": LOGIN, "bob": LOGIN, "staff": OK, "superuser": OK}),
     (
         r"^admin/(password_change|password_change/done|jsi18n)/$",

@@ -424,6 +424,7 @@ def test_make_run_then_the_settings_page_python_snippet_streams_an_answer(
                 "csrfmiddlewaretoken": browser.cookies["csrftoken"],
             },
             headers={"Referer": portal.url + "/settings/account/"},
+            follow_redirects=True,
         )
     assert created.status_code == 200, created.text[:500]
     snippet = re.search(r'<code id="snippet-python">(.*?)</code>', created.text, re.S)

@@ -23,7 +23,7 @@ from usage.selectors import (
     usage_totals,
 )
 
-CHART_MIN_DAYS = 7
+DEFAULT_RANGE_DAYS = 30
 TOTAL_NAMES = (
     "requests",
     "errors",
@@ -61,26 +61,28 @@ class Overview:
         return min(100, round(100 * self.used / self.limit.tokens))
 
 
-def usage_overview(*, user: User, now: datetime) -> Overview:
+def usage_overview(
+    *,
+    user: User,
+    now: datetime,
+    first_day: date | None = None,
+    end_day: date | None = None,
+) -> Overview:
     """Settings > Usage: the quota and its window (the month when there is no
-    quota), tokens per day by model over that window (at least a week), the
-    window's totals and the latest requests."""
+    quota), tokens per day by model and the totals over local days
+    [first_day, end_day) (by default the last 30 days), and the latest
+    requests. A model with no tokens (a mistyped name that was refused) is no
+    chart series: it stays in the request list, not in the legend."""
     limit = quota_limit_for_user(user=user)
     start, end = window_of(limit.period if limit else "month", now)
     used = quota_used(user_id=user.pk, start=start, end=end)
-    first_day, end_day = local_day(start), local_day(end)
-    if (end_day - first_day).days < CHART_MIN_DAYS:
+    if first_day is None or end_day is None:
         end_day = local_day(now) + timedelta(days=1)
-        first_day = end_day - timedelta(days=CHART_MIN_DAYS)
+        first_day = end_day - timedelta(days=DEFAULT_RANGE_DAYS)
     by_day = usage_totals(
         first_day=first_day, end_day=end_day, by=("day", "model"), user_id=user.pk
     )
-    tokens = {key: row.tokens for key, row in by_day.items()}
-    in_window = [
-        row
-        for (day, _), row in by_day.items()
-        if local_day(start) <= day < local_day(end)
-    ]
+    tokens = {key: row.tokens for key, row in by_day.items() if row.tokens}
     return Overview(
         limit=limit,
         used=used,
@@ -90,7 +92,7 @@ def usage_overview(*, user: User, now: datetime) -> Overview:
         end_day=end_day,
         chart=tokens_chart_svg(tokens=tokens, first_day=first_day, end_day=end_day),
         series=series_for(tokens),
-        totals=_summed(in_window),
+        totals=_summed(list(by_day.values())),
         recent=usage_recent(user=user, limit=50),
     )
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from usage.exports import usage_csv_write
+from usage.forms import UsageRangeForm
 from usage.reports import usage_overview
 from usage.selectors import usage_export_rows
 
@@ -16,8 +17,16 @@ from usage.selectors import usage_export_rows
 @login_required
 @never_cache
 def settings_usage(request: HttpRequest) -> HttpResponse:
-    overview = usage_overview(user=request.user, now=timezone.now())  # type: ignore[arg-type]
-    return render(request, "usage/settings_usage.html", {"overview": overview})
+    form = UsageRangeForm(request.GET)
+    first_day, end_day = form.days() or (None, None)
+    overview = usage_overview(
+        user=request.user,  # type: ignore[arg-type]
+        now=timezone.now(),
+        first_day=first_day,
+        end_day=end_day,
+    )
+    context = {"overview": overview, "range_form": form}
+    return render(request, "usage/settings_usage.html", context)
 
 
 @login_required

@@ -77,7 +77,9 @@ def test_the_canary_key_never_leaks(
         client = login(Client(), alice)
 
         # 1. Made on the Settings page: the one response that may show it.
-        created = client.post("/settings/account/keys/", {"name": "canary"})
+        created = client.post(
+            "/settings/account/keys/", {"name": "canary"}, follow=True
+        )
         canary = re.search(r'id="new-key"[^>]*>([^<]+)<', created.content.decode())[1]
         raws.append(canary)
         pages.append(client.get("/settings/account/").content.decode())
@@ -128,7 +130,9 @@ def test_the_canary_key_never_leaks(
         # 4. Rolled on the page, revoked, refused.
         page_key = apikey_authenticate(raw_key=canary)
         rolled_page = client.post(
-            f"/settings/account/keys/{page_key.pk}/roll/", {"grace_seconds": "0"}
+            f"/settings/account/keys/{page_key.pk}/roll/",
+            {"grace_seconds": "0"},
+            follow=True,
         )
         raws.append(
             re.search(r'id="new-key"[^>]*>([^<]+)<', rolled_page.content.decode())[1]

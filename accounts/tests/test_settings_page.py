@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 
 PAGE = "/settings/account/"
 CREATE = "/settings/account/keys/"
+CREATED = "/settings/account/keys/new/"
 
 
 def shown_key(response) -> str:  # type: ignore[no-untyped-def]
@@ -61,7 +62,8 @@ def test_the_page_lists_keys_by_display_form_only(
 
 
 def test_creating_a_key_shows_it_once_with_snippets(alice_client: Client) -> None:
-    response = alice_client.post(CREATE, {"name": "laptop", "models": ""})
+    response = alice_client.post(CREATE, {"name": "laptop", "models": ""}, follow=True)
+    assert response.redirect_chain == [(CREATED, 302)]
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     raw = shown_key(response)
@@ -83,19 +85,24 @@ def test_creating_a_key_shows_it_once_with_snippets(alice_client: Client) -> Non
 
 def test_snippets_use_the_configured_site_url(alice_client: Client, settings) -> None:
     settings.SITE_URL = "https://llm.example.edu"
-    page = alice_client.post(CREATE, {"name": "laptop"}).content.decode()
+    page = alice_client.post(CREATE, {"name": "laptop"}, follow=True).content.decode()
     assert 'base_url="https://llm.example.edu/v1"' in page
 
 
 def test_models_and_expiry_from_the_form_are_kept(alice_client: Client) -> None:
     day = (timezone.localdate() + timedelta(days=10)).isoformat()
     response = alice_client.post(
-        CREATE, {"name": "ci", "expires_on": day, "models": "qwen, llama ,"}
+        CREATE,
+        {"name": "ci", "expires_on": day, "models": "qwen, llama ,"},
+        follow=True,
     )
     raw = shown_key(response)
     key = ApiKey.objects.get(name="ci")
     assert key.allowed_models == ["qwen", "llama"]
-    assert timezone.localtime(key.expires_at).date().isoformat() > day  # end of day
+    # The end of the chosen day, shown as that day.
+    assert timezone.localtime(key.expires_at).date().isoformat() == day
+    assert timezone.localtime(key.expires_at).strftime("%H:%M:%S") == "23:59:59"
+    assert f"{day} 23:59 UTC" in response.content.decode()
     assert 'model="qwen"' in response.content.decode()
     assert apikey_authenticate(raw_key=raw) == key
 
@@ -123,7 +130,7 @@ def test_the_lifetime_cap_is_explained_and_applied(
 ) -> None:
     settings.API_KEY_MAX_LIFETIME_DAYS = 30
     assert "at most 30 days" in alice_client.get(PAGE).content.decode()
-    response = alice_client.post(CREATE, {"name": "laptop"})
+    response = alice_client.post(CREATE, {"name": "laptop"}, follow=True)
     assert "this site's limit" in response.content.decode()
     key = ApiKey.objects.get()
     assert key.expires_at <= timezone.now() + timedelta(days=30)
@@ -141,7 +148,7 @@ def test_a_stale_login_must_give_the_password_again(
         assert reverse("account_reauthenticate") in response["Location"]
         assert not ApiKey.objects.exists()
         resumed = alice_client.post(
-            response["Location"], {"password": PASSWORD}, follow=False
+            response["Location"], {"password": PASSWORD}, follow=True
         )
     assert resumed.status_code == 200
     raw = shown_key(resumed)
@@ -178,8 +185,8 @@ def test_rolling_shows_the_new_key_and_keeps_the_old_for_the_grace(
     old = apikey_make(user=alice, name="laptop")
     url = f"/settings/account/keys/{old.key.pk}/roll/"
     assert "Grace period" in alice_client.get(url).content.decode()
-    response = alice_client.post(url, {"grace_seconds": "3600"})
-    assert response.status_code == 200
+    response = alice_client.post(url, {"grace_seconds": "3600"}, follow=True)
+    assert response.redirect_chain == [(CREATED, 302)]
     assert "no-store" in response["Cache-Control"]
     new_raw = shown_key(response)
     assert "keeps working until" in response.content.decode()
@@ -203,7 +210,7 @@ def test_another_users_key_is_not_found(alice_client: Client, bob: User) -> None
 
 def test_a_fresh_login_from_the_login_form_counts(client: Client, alice: User) -> None:
     login(client, alice)
-    assert client.post(CREATE, {"name": "fresh"}).status_code == 200
+    assert client.post(CREATE, {"name": "fresh"})["Location"] == CREATED
 
 
 def test_the_form_offers_only_the_models_the_user_may_use(
@@ -217,9 +224,40 @@ def test_the_form_offers_only_the_models_the_user_may_use(
         )
     page = alice_client.get(PAGE).content.decode()
     assert 'value="qwen"' in page and "secret-model" not in page
-    response = alice_client.post(CREATE, {"name": "x", "models": ["qwen"]})
+    response = alice_client.post(CREATE, {"name": "x", "models": ["qwen"]}, follow=True)
     assert ApiKey.objects.get(name="x").allowed_models == ["qwen"]
     assert 'model="qwen"' in response.content.decode()
     response = alice_client.post(CREATE, {"name": "y", "models": ["secret-model"]})
     assert response.status_code == 400
     assert not ApiKey.objects.filter(name="y").exists()
+
+
+def test_reloading_the_created_page_makes_no_second_key(alice_client: Client) -> None:
+    created = alice_client.post(CREATE, {"name": "laptop"}, follow=True)
+    raw = shown_key(created)
+    reloaded = alice_client.get(CREATED, follow=True)
+    assert reloaded.redirect_chain == [(PAGE, 302)]
+    assert raw not in reloaded.content.decode()
+    assert 'id="new-key"' not in reloaded.content.decode()
+    assert ApiKey.objects.count() == 1
+    assert "portico_key_shown" not in alice_client.session
+
+
+def test_a_key_left_unshown_expires_from_the_session(alice_client: Client) -> None:
+    alice_client.post(CREATE, {"name": "laptop"})
+    with time_machine.travel(timezone.now() + timedelta(minutes=10)):
+        late = alice_client.get(CREATED)
+    assert late["Location"] == PAGE
+    assert "portico_key_shown" not in alice_client.session
+
+
+def test_the_account_links_to_password_and_email_changes(
+    alice_client: Client, settings
+) -> None:
+    page = alice_client.get(PAGE).content.decode()
+    assert reverse("account_change_password") in page
+    assert reverse("account_email") in page
+    settings.LOCAL_LOGIN = "off"
+    page = alice_client.get(PAGE).content.decode()
+    assert reverse("account_change_password") not in page
+    assert reverse("account_email") in page

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
+from catalog.access_requests import access_request_create
 from catalog.models import AccessRequest, GroupLimits
 
 pytestmark = pytest.mark.django_db
@@ -97,12 +99,36 @@ def test_one_pending_request_per_class_and_none_for_members(
 ) -> None:
     client.force_login(alice)
     ask(client, performance)
-    response = ask(client, performance)
-    assert b"already waiting" in response.content
+    ask(client, performance)
     assert AccessRequest.objects.filter(user=alice).count() == 1
+    with pytest.raises(ValidationError, match="already waiting"):
+        access_request_create(user=alice, group=performance, use_case="again")
     AccessRequest.objects.all().delete()
     alice.groups.add(performance)
-    assert b"already belong" in ask(client, performance).content
+    with pytest.raises(ValidationError, match="already belong"):
+        access_request_create(user=alice, group=performance, use_case="again")
+
+
+def test_the_page_shows_limits_and_classes_and_offers_no_class_twice(
+    client: Client, alice, performance: Group, settings
+) -> None:
+    settings.DEFAULT_USER_RPM = 30
+    other = Group.objects.create(name="batch")
+    GroupLimits.objects.create(group=other, requestable=True, description="Batch.")
+    client.force_login(alice)
+    page = client.get(reverse("settings_access")).content.decode()
+    assert "shared only" in page and "<dd data-rpm>30</dd>" in page
+    assert page.count("<option") == 2
+    ask(client, performance)
+    page = client.get(reverse("settings_access")).content.decode()
+    assert page.count("<option") == 1 and ">batch</option>" in page
+    alice.groups.add(performance)
+    AccessRequest.objects.create(user=alice, group=other, use_case="bulk")
+    page = client.get(reverse("settings_access")).content.decode()
+    assert "<option" not in page and "every class on offer" in page
+    assert '<span class="tag">performance</span>' in page
+    assert "<dd data-rpm>600</dd>" in page
+    assert 'aria-current="page">Access</a>' in page
 
 
 def test_groups_that_are_not_requestable_cannot_be_asked_for(

@@ -271,3 +271,39 @@ def test_text_the_database_cannot_store_is_a_400(chat: ChatRig, raw: bytes) -> N
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_turn"
     assert not Message.objects.exists()
+
+
+def test_a_conversation_past_its_window_still_answers_without_its_oldest_turns(
+    chat: ChatRig,
+) -> None:
+    from apiproxy.catalog import catalog
+    from catalog.models import Model
+
+    Model.objects.filter(public_id="fake-chat").update(
+        context_window=2048, capabilities_locked=True
+    )
+    catalog.invalidate()
+    conversation = chat.conversation(system_prompt="Be brief.")
+    for index in range(3):
+        Message.objects.create(
+            conversation=conversation, role="user", content=f"question {index}"
+        )
+        Message.objects.create(
+            conversation=conversation, role="assistant", content="x " * 1500
+        )
+    with chat.session(chat.alice) as client:
+        response = client.post(
+            STREAM, json={"conversation": conversation.pk, "content": "and now?"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-chat-trimmed"] == "4"
+    assert response.headers["x-chat-sent"] == "3"
+    assert response.headers["x-chat-context-window"] == "2048"
+    sent = chat.backend.last("/v1/chat/completions").json["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0]["content"] == "Be brief." and sent[1]["content"] == "question 2"
+    assert sent[-1]["content"] == "and now?"
+    deadline = time.monotonic() + 10
+    while conversation.messages.count() < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert conversation.messages.last().content.startswith("tok0")

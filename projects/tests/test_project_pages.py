@@ -502,10 +502,16 @@ def test_a_member_makes_a_project_key_on_the_project_page(
     climate: Any, charlie: User
 ) -> None:
     client = login(Client(), charlie)
-    response = client.post(
+    created = client.post(
         f"/settings/projects/{climate.pk}/keys/", {"name": "notebook"}
     )
+    # Post/redirect/get: the key is shown once by a GET; a reload shows it
+    # no more and makes no second key.
+    assert created.status_code == 302
+    response = client.get(created["Location"])
     assert response.status_code == 200
+    assert client.get(created["Location"]).status_code == 302
+    assert ApiKey.objects.filter(user=charlie, name="notebook").count() == 1
     raw = re.search(
         r'<code id="new-key"[^>]*>([^<]+)</code>', response.content.decode()
     )

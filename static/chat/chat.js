@@ -20,6 +20,10 @@
   // A send or edit the portal refused before answering (nothing was stored):
   // Retry sends it again.
   var unsent = null;
+  // What the last turn sent of the conversation (chat.turns.ContextFit), and
+  // a pending automatic retry (a rate limit's countdown) to cancel.
+  var context = state.context;
+  var cancelRetry = null;
 
   var pane = document.getElementById("messages");
   var emptyNote = document.getElementById("chat-empty");
@@ -36,6 +40,7 @@
   var recommended = document.getElementById("recommended");
   var noticeBox = document.getElementById("notice");
   var editBanner = document.getElementById("edit-banner");
+  var contextMeter = document.getElementById("context-meter");
 
   var busy = false;
   var editing = false;
@@ -91,14 +96,20 @@
     var label = "Regenerate";
     if (last.message.role === "user") {
       label = "Answer";
-    } else if (!last.message.content) {
+    } else if (!last.message.content || last.message.error ||
+        /error$/.test(last.message.finish_reason || "")) {
       label = "Retry";
     }
-    var action = el("button", "link", label);
-    action.type = "button";
-    action.dataset.act = "regenerate";
-    action.addEventListener("click", regenerate);
-    last.meta.appendChild(action);
+    if (last.message.retry === "none") {
+      label = ""; // retrying cannot help (quota, too long): no button
+    }
+    if (label) {
+      var action = el("button", "link", label);
+      action.type = "button";
+      action.dataset.act = "regenerate";
+      action.addEventListener("click", regenerate);
+      last.meta.appendChild(action);
+    }
     for (var i = views.length - 1; i >= 0; i--) {
       if (views[i].message.role === "user") {
         var edit = el("button", "link", "Edit");
@@ -126,8 +137,14 @@
     return -1;
   }
 
-  function scrollDown() {
-    pane.scrollTop = pane.scrollHeight;
+  var follow = window.PorticoFollow(pane, document.getElementById("jump-latest"));
+
+  function scrollDown(force) {
+    if (force) {
+      follow.reset();
+    } else {
+      follow.down();
+    }
   }
 
   // -- the model picker and settings ---------------------------------------
@@ -221,6 +238,8 @@
     busy = value;
     sendButton.hidden = value;
     stopButton.hidden = !value;
+    // Screen readers hear the answer once it is complete, not every token.
+    pane.setAttribute("aria-busy", value ? "true" : "false");
     picker.disabled = value || !models.length;
     refreshActions();
   }
@@ -239,11 +258,27 @@
     }
     conversation = await Sidebar.api("POST", root.dataset.apiUrl, body);
     Sidebar.setCurrent(conversation.id);
+    Sidebar.added(conversation, prompt.value);
     window.history.replaceState(null, "", Sidebar.pageUrl(conversation.id));
     return conversation;
   }
 
+  function showContext() {
+    Messages.contextNote(pane, views, context);
+    if (contextMeter) {
+      Messages.contextMeter(contextMeter, context);
+    }
+  }
+
+  function stopRetry() {
+    if (cancelRetry) {
+      cancelRetry();
+      cancelRetry = null;
+    }
+  }
+
   async function runTurn(payload, answerView) {
+    stopRetry();
     unsent = null;
     controller = new AbortController();
     setBusy(true);
@@ -258,6 +293,9 @@
       pending = true;
       window.requestAnimationFrame(function () {
         pending = false;
+        if (!answerView.streaming) {
+          return; // the turn has ended and painted its last state (and error)
+        }
         fillBody(answerView);
         scrollDown();
       });
@@ -266,6 +304,14 @@
     try {
       var result = await Stream.run(root.dataset.streamUrl, root.dataset.csrf, payload,
         controller.signal, {
+          onContext: function (sent) {
+            context = sent;
+            showContext();
+          },
+          onFinish: function (reason) {
+            message.finish_reason = reason;
+            fillMeta(answerView);
+          },
           onWaiting: function (place, text) {
             if (!message.content && !message.reasoning) {
               answerView.body.replaceChildren(el("p", "waiting muted", text));
@@ -283,14 +329,27 @@
           onUsage: function (usage) {
             message.prompt_tokens = usage.prompt_tokens;
             message.completion_tokens = usage.completion_tokens;
+            if (context && usage.prompt_tokens) {
+              context.tokens = usage.prompt_tokens + (usage.completion_tokens || 0);
+              showContext();
+            }
           },
         });
-      message.finish_reason = result.stopped ? "client_disconnect" : "stop";
+      message.finish_reason = result.stopped ? "client_disconnect"
+        : message.finish_reason || "stop";
     } catch (error) {
-      var text = error instanceof Stream.ChatError ? error.message
+      var known = error instanceof Stream.ChatError;
+      var text = known ? error.message
         : "Something went wrong in this page. Reload it and try again.";
       message.finish_reason = "error";
       message.error = text;
+      message.error_kind = known ? error.kind : "server";
+      message.retry = known ? error.retry : "manual";
+      message.retry_wait = known ? error.wait : null;
+      if (known && error.context) {
+        context = error.context;
+        showContext();
+      }
       if (error.refused && payload.action !== "regenerate") {
         unsent = payload;
       }
@@ -304,12 +363,19 @@
       box.setAttribute("role", "alert");
       answerView.body.appendChild(box);
       answerView.node.classList.add("failed");
+      if (message.retry === "auto") {
+        cancelRetry = Messages.countdown(box, message.retry_wait || 10, function () {
+          cancelRetry = null;
+          regenerate();
+        });
+      }
     }
     controller = null;
     setBusy(false);
     // Counted for the browser tests: a turn has ended when this moves.
     root.dataset.turns = String(Number(root.dataset.turns || 0) + 1);
     scrollDown();
+    Sidebar.settled(conversation.id, Boolean(message.content || message.reasoning));
     Sidebar.refresh().catch(function () {});
   }
 
@@ -355,7 +421,7 @@
     prompt.value = "";
     autosize();
     var answer = addView({ role: "assistant", content: "", model: model.id });
-    scrollDown();
+    scrollDown(true);
     await runTurn(payload, answer);
   }
 
@@ -380,6 +446,7 @@
     if (busy || index < 0) {
       return;
     }
+    stopRetry();
     editing = true;
     editBanner.hidden = false;
     prompt.value = views[index].message.content;
@@ -409,8 +476,19 @@
     }
   });
 
+  // Esc stops the answer (unless the drawer or a rename used it, sidebar.js).
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && controller && !event.defaultPrevented) {
+      event.preventDefault();
+      controller.abort();
+    }
+  });
+
+  // On a touch keyboard Enter types a line break; only the Send button sends.
+  var touchKeyboard = window.matchMedia("(pointer: coarse)").matches;
   prompt.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing &&
+        !touchKeyboard) {
       event.preventDefault();
       send();
     }
@@ -439,9 +517,13 @@
     }
   }
   messages.forEach(addView);
+  showContext();
   refreshActions();
   showModel();
-  scrollDown();
+  scrollDown(true);
+  if (!prompt.disabled) {
+    prompt.focus();
+  }
   root.classList.add("ready");
 
   window.PorticoChat = { notice: notice };

@@ -1,8 +1,8 @@
 // How one message looks: its body (plain text for the user, rendered and
 // sanitised Markdown for the model, see render.js, after a reasoning model's
 // thinking in a closed "Thought for N s" section, as plain text) and its
-// footer (how it ended, the model, token usage, copy). Shared helpers for the
-// chat's scripts.
+// footer (how it ended, the model, token usage, copy); how much of the model's
+// context a conversation uses. Shared helpers for the chat's scripts.
 (function () {
   "use strict";
 
@@ -61,6 +61,86 @@
       backend_error: "Broke off",
       error: "Broke off",
     }[reason] || "";
+  }
+
+  // A failed turn's label, by the kind of failure (stream.js ChatError): only
+  // an answer that broke off mid-stream says "Broke off".
+  var FAILURE_LABELS = {
+    rate_limit: "Rate limited",
+    quota: "Quota used up",
+    busy: "Model busy",
+    unavailable: "Model unavailable",
+    context: "Too long for the model",
+    auth: "Logged out",
+    invalid: "Not sent",
+    network: "Not sent",
+    server: "Failed",
+    broke: "Broke off",
+  };
+
+  function ending(message) {
+    if (message.error_kind) {
+      return FAILURE_LABELS[message.error_kind] || "Failed";
+    }
+    return endingText(message.finish_reason);
+  }
+
+  // "Retrying in N s…" after `box`'s text, counting down each second; at zero
+  // `done` runs. Returns a function that cancels it.
+  function countdown(box, seconds, done) {
+    var left = seconds;
+    var span = el("span", "countdown");
+    box.append(" ", span);
+    function show() {
+      span.textContent = "Retrying in " + left + " s…";
+    }
+    show();
+    var timer = window.setInterval(function () {
+      left -= 1;
+      if (left > 0) {
+        show();
+        return;
+      }
+      window.clearInterval(timer);
+      span.textContent = "Retrying…";
+      done();
+    }, 1000);
+    return function () {
+      window.clearInterval(timer);
+      span.remove();
+    };
+  }
+
+  // The note above the part of the conversation the model was sent, when its
+  // oldest messages no longer fit the context window (chat.turns.history_fit).
+  function contextNote(pane, views, context) {
+    pane.querySelectorAll(".context-note").forEach(function (note) {
+      note.remove();
+    });
+    var n = context ? context.trimmed : 0;
+    if (!n || !views[n]) {
+      return;
+    }
+    var text = n === 1 ? "1 earlier message is not sent to the model"
+      : n + " earlier messages are not sent to the model";
+    var note = el("p", "context-note muted", text +
+      ": the conversation no longer fits in its context window.");
+    note.setAttribute("role", "note");
+    pane.insertBefore(note, views[n].node);
+  }
+
+  // "Uses ~60% of the model's context" (hidden when unknown).
+  function contextMeter(node, context) {
+    if (!context || !context.window || !context.tokens) {
+      node.hidden = true;
+      return;
+    }
+    var share = Math.min(100, Math.round((100 * context.tokens) / context.window));
+    node.textContent = "Uses ~" + share + "% of the model's context";
+    node.title = "About " + formatNumber(context.tokens) + " of " +
+      formatNumber(context.window) + " tokens";
+    node.classList.toggle("full", share >= 75);
+    node.hidden = false;
   }
 
   function decorateCode(body) {
@@ -146,13 +226,14 @@
   function fillMeta(view) {
     var message = view.message;
     view.meta.replaceChildren();
-    var facts = [endingText(message.finish_reason), message.model, usageText(message)];
+    var facts = [ending(message), message.model, usageText(message)];
     facts.filter(Boolean).forEach(function (fact) {
       view.meta.appendChild(el("span", "fact", fact));
     });
     var copy = el("button", "link", "Copy");
     copy.type = "button";
     copy.dataset.act = "copy";
+    copy.hidden = !message.content; // nothing to copy yet
     copy.addEventListener("click", function () {
       copyText(message.content, copy);
     });
@@ -166,5 +247,8 @@
     fillBody: fillBody,
     fillMeta: fillMeta,
     reasoningTimer: reasoningTimer,
+    countdown: countdown,
+    contextNote: contextNote,
+    contextMeter: contextMeter,
   };
 })();

@@ -1,5 +1,7 @@
-// The conversation list: search by title, rename in place, delete with a
-// second click to confirm; plus the small JSON client the chat shares.
+// The conversation list: grouped by day, searched by title and message text,
+// renamed in place, deleted with a second click to confirm, exported from its
+// menu; the phone drawer and the page's shortcuts; plus the small JSON client
+// the chat shares.
 (function () {
   "use strict";
 
@@ -31,7 +33,12 @@
     }
     if (!response.ok) {
       var message = (data && data.error && data.error.message) || "The portal refused.";
-      throw new Error(message + " (" + response.status + ")");
+      // "Invalid input." alone says nothing: a field's own message does.
+      var fields = (data && data.error && data.error.fields) || {};
+      var first = Object.keys(fields).map(function (name) {
+        return [].concat(fields[name])[0];
+      })[0];
+      throw new Error(typeof first === "string" ? first : message + " (" + response.status + ")");
     }
     return data;
   }
@@ -45,6 +52,57 @@
   }
 
   var currentId = null;
+  var shown = []; // the conversations listed now: {id, title, updated_at}
+
+  // The list's groups, in the browser's time zone: Today, Yesterday, Last 7
+  // days, Older (by last activity).
+  function groupOf(updatedAt) {
+    var day = new Date(updatedAt);
+    var today = new Date();
+    today.setHours(0, 0, 0, 0);
+    day.setHours(0, 0, 0, 0);
+    var days = Math.round((today - day) / 86400000);
+    if (days <= 0) {
+      return "Today";
+    }
+    if (days === 1) {
+      return "Yesterday";
+    }
+    return days < 7 ? "Last 7 days" : "Older";
+  }
+
+  function iconButton(action, icon, label) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "icon";
+    button.dataset.action = action;
+    button.textContent = icon;
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    return button;
+  }
+
+  // The conversation's menu: its exports (downloads).
+  function menu(conversation) {
+    var details = document.createElement("details");
+    details.className = "conversation-menu";
+    var summary = document.createElement("summary");
+    summary.textContent = "⋯";
+    summary.title = "More";
+    summary.setAttribute("aria-label", "More for this conversation");
+    var panel = document.createElement("div");
+    panel.className = "conversation-menu-panel";
+    [["md", "Export as Markdown"], ["json", "Export as JSON"]].forEach(function (spec) {
+      var link = document.createElement("a");
+      link.href = conversationUrl(conversation.id) + "export." + spec[0];
+      link.setAttribute("download", "");
+      link.dataset.export = spec[0];
+      link.textContent = spec[1];
+      panel.appendChild(link);
+    });
+    details.append(summary, panel);
+    return details;
+  }
 
   function item(conversation) {
     var li = document.createElement("li");
@@ -54,25 +112,29 @@
     link.className = "conversation-link";
     link.href = pageUrl(conversation.id);
     link.textContent = conversation.title || "New chat";
+    link.title = conversation.title || "New chat";
     var actions = document.createElement("span");
     actions.className = "conversation-actions";
-    [["rename", "✎", "Rename"], ["delete", "✕", "Delete"]].forEach(function (spec) {
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "icon";
-      button.dataset.action = spec[0];
-      button.textContent = spec[1];
-      button.title = spec[2];
-      button.setAttribute("aria-label", spec[2]);
-      actions.appendChild(button);
-    });
+    actions.append(iconButton("rename", "✎", "Rename"), iconButton("delete", "✕", "Delete"),
+      menu(conversation));
     li.append(link, actions);
     return li;
   }
 
   function fill(conversations, query) {
+    shown = conversations;
     list.replaceChildren();
+    var group = null;
     conversations.forEach(function (conversation) {
+      var name = groupOf(conversation.updated_at);
+      if (name !== group) {
+        group = name;
+        var heading = document.createElement("li");
+        heading.className = "conversation-group";
+        heading.setAttribute("role", "presentation");
+        heading.textContent = name;
+        list.appendChild(heading);
+      }
       list.appendChild(item(conversation));
     });
     if (!conversations.length) {
@@ -83,11 +145,63 @@
     }
   }
 
+  // Conversations listed here before the server lists them: their first turn
+  // is streaming, or has just been answered and the answer is being stored.
+  var pending = {};
+
   async function refresh() {
     var query = search.value.trim();
     var data = await api("GET", apiUrl + "?q=" + encodeURIComponent(query));
-    fill(data.data, query);
+    var found = data.data;
+    found.forEach(function (c) {
+      delete pending[c.id];
+    });
+    if (!query) {
+      var early = Object.keys(pending).map(function (id) {
+        return pending[id];
+      });
+      found = early.concat(found);
+    }
+    fill(found, query);
   }
+
+  // The first turn of a conversation listed by added() has ended: one that
+  // got no answer is not listed (the server hides it too).
+  function settled(id, answered) {
+    if (!answered) {
+      delete pending[id];
+    }
+  }
+
+  // A conversation whose first turn has just started: listed at once, under
+  // Today, titled from the first line (the server lists it once its first
+  // answer is stored).
+  function added(conversation, text) {
+    var firstLine = (text || "").split("\n").map(function (line) {
+      return line.trim();
+    }).filter(Boolean)[0] || "";
+    var entry = {
+      id: conversation.id,
+      title: conversation.title || firstLine || "New chat",
+      updated_at: new Date().toISOString(),
+    };
+    pending[entry.id] = entry;
+    fill([entry].concat(shown.filter(function (c) {
+      return c.id !== entry.id;
+    })), search.value.trim());
+  }
+
+  // The server-rendered list, grouped and given its menus.
+  fill(Array.prototype.map.call(list.querySelectorAll(".conversation-item"), function (li) {
+    if (li.classList.contains("current")) {
+      currentId = Number(li.dataset.id);
+    }
+    return {
+      id: Number(li.dataset.id),
+      title: li.dataset.title,
+      updated_at: li.dataset.updated,
+    };
+  }), "");
 
   var searchTimer = null;
   search.addEventListener("input", function () {
@@ -120,6 +234,11 @@
         try {
           await api("PATCH", conversationUrl(li.dataset.id), { title: title });
           link.textContent = title;
+          shown.forEach(function (c) {
+            if (String(c.id) === li.dataset.id) {
+              c.title = title;
+            }
+          });
         } catch (error) {
           window.PorticoChat.notice(error.message);
         }
@@ -132,6 +251,7 @@
         event.preventDefault();
         finish(true);
       } else if (event.key === "Escape") {
+        event.preventDefault(); // not the drawer's or the stream's Esc
         finish(false);
       }
     });
@@ -159,6 +279,7 @@
       window.PorticoChat.notice(error.message);
       return;
     }
+    delete pending[id];
     li.remove();
     if (id === currentId) {
       window.location.assign(root.dataset.homeUrl);
@@ -178,10 +299,59 @@
     }
   });
 
+  // The drawer (phones): a backdrop and a close button close it, and so
+  // does Esc; focus goes back to the toggle that opened it.
   var toggle = document.getElementById("sidebar-toggle");
-  toggle.addEventListener("click", function () {
-    var open = root.classList.toggle("sidebar-open");
+  var backdrop = document.getElementById("sidebar-backdrop");
+  var closeButton = document.getElementById("sidebar-close");
+
+  function drawerOpen() {
+    return root.classList.contains("sidebar-open");
+  }
+
+  function setDrawer(open, focusAfter) {
+    root.classList.toggle("sidebar-open", open);
     toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    backdrop.hidden = !open;
+    if (open && focusAfter !== false) {
+      search.focus();
+    } else if (!open && focusAfter !== false) {
+      toggle.focus();
+    }
+  }
+
+  toggle.addEventListener("click", function () {
+    setDrawer(!drawerOpen());
+  });
+  backdrop.addEventListener("click", function () {
+    setDrawer(false);
+  });
+  closeButton.addEventListener("click", function () {
+    setDrawer(false);
+  });
+
+  function isPhone() {
+    return window.getComputedStyle(toggle).display !== "none";
+  }
+
+  // Esc closes the drawer; Ctrl/Cmd+Shift+O starts a new chat; Ctrl/Cmd+K
+  // searches. Registered before chat.js's handler, which skips an Esc used here.
+  document.addEventListener("keydown", function (event) {
+    var mod = event.ctrlKey || event.metaKey;
+    if (event.key === "Escape" && drawerOpen() && !event.defaultPrevented) {
+      event.preventDefault();
+      setDrawer(false);
+    } else if (mod && event.shiftKey && (event.key === "O" || event.key === "o")) {
+      event.preventDefault();
+      window.location.assign(root.dataset.homeUrl);
+    } else if (mod && !event.shiftKey && (event.key === "k" || event.key === "K")) {
+      event.preventDefault();
+      if (isPhone() && !drawerOpen()) {
+        setDrawer(true, false);
+      }
+      search.focus();
+      search.select();
+    }
   });
 
   window.PorticoSidebar = {
@@ -189,8 +359,13 @@
     conversationUrl: conversationUrl,
     pageUrl: pageUrl,
     refresh: refresh,
+    added: added,
+    settled: settled,
     setCurrent: function (id) {
       currentId = id;
+      list.querySelectorAll(".conversation-item").forEach(function (li) {
+        li.classList.toggle("current", Number(li.dataset.id) === id);
+      });
     },
   };
 })();

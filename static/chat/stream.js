@@ -4,9 +4,14 @@
 (function () {
   "use strict";
 
-  function ChatError(message, kind) {
+  // A failed turn, in words, with what the page may do about it: `retry` is
+  // "manual" (a Retry button), "auto" (a countdown of `wait` seconds, then
+  // the page sends again by itself) or "none" (retrying cannot help).
+  function ChatError(message, kind, retry, wait) {
     this.message = message;
     this.kind = kind || "error";
+    this.retry = retry || "manual";
+    this.wait = wait || null;
   }
 
   function ordinal(n) {
@@ -24,51 +29,92 @@
     return isNaN(number) ? null : Math.max(1, number);
   }
 
-  function later(wait) {
-    return wait ? " Try again in " + wait + " s." : " Try again in a moment.";
+  function number(headers, name) {
+    var value = headers && headers.get(name);
+    var parsed = value ? parseInt(value, 10) : NaN;
+    return isNaN(parsed) ? null : parsed;
   }
 
-  // An error answer ({"error": {message, code, type}}) as a friendly sentence.
+  // What the portal sent of the conversation (chat.turns.ContextFit), from the
+  // headers of the answer or the refusal; null when it did not say.
+  function contextOf(headers) {
+    var window_ = number(headers, "x-chat-context-window");
+    if (window_ === null) {
+      return null;
+    }
+    return {
+      trimmed: number(headers, "x-chat-trimmed") || 0,
+      sent: number(headers, "x-chat-sent") || 0,
+      tokens: number(headers, "x-chat-context-tokens") || 0,
+      window: window_,
+    };
+  }
+
+  // The proxy's context refusal, worded for the case: one message too long
+  // for the model, or a conversation that does not fit even trimmed.
+  function tooLong(message, context) {
+    var figures = /maximum context length is (\d+) tokens.*?(\d+) tokens/.exec(message);
+    var window_ = figures ? Number(figures[1]) : context && context.window;
+    var tokens = figures ? Number(figures[2]) : context && context.tokens;
+    var format = function (n) {
+      return Number(n).toLocaleString("en");
+    };
+    if (context && context.sent > 1) {
+      return new ChatError("This conversation no longer fits in the model's context window" +
+        (window_ ? " (" + format(window_) + " tokens)" : "") +
+        ". Start a new chat, or pick a model with a longer context.", "context", "none");
+    }
+    var size = tokens && window_
+      ? " (about " + format(tokens) + " tokens; the model reads " + format(window_) + ")"
+      : "";
+    return new ChatError("Your message is longer than this model can read" + size +
+      ". Shorten it or pick a model with a longer context.", "context", "none");
+  }
+
+  // An error answer ({"error": {message, code, type}}) as a ChatError.
   function friendly(status, body, headers) {
     var error = (body && body.error) || {};
     var code = error.code || "";
     var message = typeof error.message === "string" ? error.message : "";
     var wait = seconds(headers);
-    if (status === 429 && (code === "insufficient_quota" || error.type === "insufficient_quota")) {
-      return new ChatError("Your token quota is used up. " + message, "quota");
+    if (code === "insufficient_quota" || error.type === "insufficient_quota") {
+      return new ChatError("Your token quota is used up. " + message, "quota", "none");
     }
     if (status === 429) {
-      return new ChatError(
-        "You are over your rate limit (requests or tokens per minute)." + later(wait),
-        "rate_limit"
-      );
+      return new ChatError("You are over your rate limit (requests or tokens per minute).",
+        "rate_limit", "auto", wait || 10);
+    }
+    if (code === "context_length_exceeded") {
+      return tooLong(message, contextOf(headers));
     }
     if (status === 503 && code === "model_busy") {
-      return new ChatError("This model is busy: too many people are waiting." + later(wait) +
-        " Or pick another model.", "busy");
+      return new ChatError("This model is busy: too many people are waiting. Or pick " +
+        "another model.", "busy", wait ? "auto" : "manual", wait);
     }
-    if (status === 503) {
-      return new ChatError("This model is unavailable right now." + later(wait), "busy");
-    }
-    if (status === 502 || status === 504) {
-      return new ChatError("The model's server did not answer properly." + later(wait), "backend");
+    if (code === "model_not_found" || code === "model_unavailable" || status === 502 ||
+        status === 503 || status === 504) {
+      var auto = status === 503 && wait;
+      var text = status === 502 || status === 504
+        ? "The model's server did not answer properly."
+        : (code === "model_not_found" && message) || "This model is unavailable right now.";
+      if (!/pick another/i.test(text)) {
+        text += auto ? " Pick another model, or wait." : " Pick another model, then Retry.";
+      }
+      return new ChatError(text, "unavailable", auto ? "auto" : "manual", auto ? wait : null);
     }
     if (status === 401) {
-      return new ChatError("You are logged out. Reload the page to log in again.", "auth");
+      return new ChatError("You are logged out. Reload the page to log in again.", "auth",
+        "none");
     }
     if (status === 413) {
       return new ChatError("This message is too large to send (images count). Use smaller " +
-        "images, or start a new chat.", "invalid");
-    }
-    if (code === "context_length_exceeded") {
-      return new ChatError("This conversation no longer fits in the model's context window. " +
-        "Start a new chat, or pick a model with a larger window.", "invalid");
+        "images, or start a new chat.", "invalid", "none");
     }
     if (status === 404 && code === "conversation_not_found") {
-      return new ChatError("This conversation no longer exists.", "invalid");
+      return new ChatError("This conversation no longer exists.", "invalid", "none");
     }
     if (status >= 400 && status < 500 && message) {
-      return new ChatError(message, "invalid");
+      return new ChatError(message, "invalid", "none");
     }
     return new ChatError("Something went wrong on the portal's side (" + status + ")." +
       " Try again in a moment.", "server");
@@ -77,12 +123,14 @@
   function midStreamError(error) {
     var message = error && typeof error.message === "string" ? error.message : "";
     return new ChatError("The answer broke off: " + (message || "the model's server failed.") +
-      " Regenerate to try again.", "backend");
+      " Retry to try again.", "broke");
   }
 
-  // Run one call. `handlers`: onWaiting(place, text), onReasoning(text) (a
-  // reasoning model's thinking), onDelta(text) (the answer), onUsage(usage).
-  // Resolves to {stopped: bool}; rejects with a ChatError.
+  // Run one call. `handlers`: onContext(context) (what was sent of the
+  // conversation, see contextOf), onWaiting(place, text), onReasoning(text) (a
+  // reasoning model's thinking), onDelta(text) (the answer), onUsage(usage),
+  // onFinish(reason) (the model's finish_reason, e.g. "length").
+  // Resolves to {stopped: bool}; rejects with a ChatError (with `context`).
   async function run(url, csrfToken, payload, signal, handlers) {
     var response;
     try {
@@ -100,6 +148,10 @@
       throw new ChatError("Could not reach the portal. Check your connection and try again.",
         "network");
     }
+    var context = contextOf(response.headers);
+    if (context && response.ok) {
+      handlers.onContext(context);
+    }
     if (!response.ok) {
       var body = null;
       try {
@@ -111,6 +163,7 @@
       // this turn, so the page must send it again rather than regenerate.
       var refusal = friendly(response.status, body, response.headers);
       refusal.refused = true;
+      refusal.context = context;
       throw refusal;
     }
     var reader = response.body.getReader();
@@ -137,7 +190,7 @@
         return { stopped: true };
       }
       throw new ChatError("The connection broke off before the answer was complete." +
-        " Regenerate to try again.", "network");
+        " Retry to try again.", "broke");
     }
     if (buffer) {
       handleLine(buffer, handlers);
@@ -181,6 +234,9 @@
       var content = delta.content;
       if (typeof content === "string" && content) {
         handlers.onDelta(content);
+      }
+      if (choice && typeof choice.finish_reason === "string" && choice.finish_reason) {
+        handlers.onFinish(choice.finish_reason);
       }
     });
     if (event.usage) {

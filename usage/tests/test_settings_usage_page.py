@@ -111,7 +111,8 @@ def test_the_usage_page_in_a_browser(portal_server: Any, page: Any, alice) -> No
     page.fill("input[name=login]", "alice")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    page.locator("nav.topnav").get_by_text("Usage").click()
+    page.locator("nav.topnav").get_by_text("Settings").click()
+    page.locator("nav.settings-tabs").get_by_text("Usage").click()
     page.wait_for_url("**/settings/usage/")
     assert page.locator("svg.usage-chart rect").count() == 1
     assert page.locator("meter.quota-bar").get_attribute("value") == "45"

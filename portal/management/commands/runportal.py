@@ -33,6 +33,10 @@ class Command(BaseCommand):
                 "DEBUG is off: static files are served from STATIC_ROOT, so run "
                 "`manage.py collectstatic` first."
             )
+        if not settings.EMAIL_HOST:
+            # No mail server: a new user could not verify without reading the
+            # console, so the verification page shows the link (development only).
+            settings.MAIL_SHOWN_ON_PAGE = True
         # Same variables as `createsuperuser --no-input`; used only when the
         # first admin is created.
         portal_run(
