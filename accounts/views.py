@@ -2,20 +2,23 @@
 
 The raw key appears in exactly one response, marked no-store: post/redirect/get,
 so that reloading it cannot make a second key. The POST that makes the key
-leaves it in the session and redirects; the GET that shows it pops it from
-there (a reload finds nothing and shows the key list). It never sits in the
-session longer than that one redirect (KEY_SHOWN_SECONDS at most), never in a
-message or a log.
+leaves it in the cache under a random token, for KEY_SHOWN_SECONDS at most,
+and puts only the token in the session; the GET that shows it takes it from
+there (a reload finds nothing and shows the key list). A GET that never comes
+leaves nothing behind once the cache entry expires: the key is never in the
+session store, a message or a log.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, time
 
 from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -101,12 +104,18 @@ def _settings_page(
     )
 
 
+def _shown_cache_key(token: str) -> str:
+    return f"key-shown:{token}"
+
+
 def apikey_show_once(
     request: HttpRequest, *, issued: IssuedKey, rolled_from: ApiKey | None = None
 ) -> HttpResponse:
     """Leave the new key for the page that shows it, and redirect there."""
+    token = secrets.token_urlsafe(24)
+    cache.set(_shown_cache_key(token), issued.raw, timeout=KEY_SHOWN_SECONDS)
     request.session[SESSION_KEY] = {
-        "raw": issued.raw,
+        "token": token,
         "key_id": issued.key.pk,
         "rolled_from_id": rolled_from.pk if rolled_from else None,
         "expiry_capped": issued.expiry_capped,
@@ -124,13 +133,17 @@ def apikey_created_view(request: HttpRequest) -> HttpResponse:
     shown = request.session.pop(SESSION_KEY, None)
     if not shown or timezone.now().timestamp() - shown["at"] > KEY_SHOWN_SECONDS:
         return redirect("settings_account")
+    raw = cache.get(_shown_cache_key(shown["token"]))
+    cache.delete(_shown_cache_key(shown["token"]))
+    if raw is None:
+        return redirect("settings_account")
     key = apikey_get(user=user, key_id=shown["key_id"])
     if key is None:
         return redirect("settings_account")
     rolled_from = None
     if shown["rolled_from_id"]:
         rolled_from = apikey_get(user=user, key_id=shown["rolled_from_id"])
-    issued = IssuedKey(key=key, raw=shown["raw"], expiry_capped=shown["expiry_capped"])
+    issued = IssuedKey(key=key, raw=raw, expiry_capped=shown["expiry_capped"])
     allowed = key.allowed_models or model_choices(user=user)
     return render(
         request,

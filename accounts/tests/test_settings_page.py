@@ -251,6 +251,22 @@ def test_a_key_left_unshown_expires_from_the_session(alice_client: Client) -> No
     assert "portico_key_shown" not in alice_client.session
 
 
+def test_a_key_waiting_to_be_shown_is_never_in_the_session_store(
+    alice_client: Client,
+) -> None:
+    """Between the POST and the GET the raw key sits in the cache, which
+    forgets it by itself; the session row (kept for weeks) holds a token."""
+    from django.contrib.sessions.models import Session
+
+    alice_client.post(CREATE, {"name": "laptop"})
+    stored = " ".join(
+        str(session.get_decoded()) for session in Session.objects.all()
+    )
+    assert "portico_key_shown" in stored and "sk-" not in stored
+    raw = shown_key(alice_client.get(CREATED))
+    assert raw.startswith("sk-")
+
+
 def test_the_account_links_to_password_and_email_changes(
     alice_client: Client, settings
 ) -> None:
