@@ -35,7 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: Playwright's sync API keeps an event loop in the
-    main thread for the rest of the session, which asyncio.run() refuses."""
+    main thread for the rest of the session, which asyncio.run() refuses. A
+    test that asks for a page is one, whether or not it carries the marker."""
+    for item in items:
+        if "page" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 

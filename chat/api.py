@@ -33,9 +33,14 @@ from chat.selectors import (
     conversation_export_markdown,
     conversation_get,
     conversation_list,
-    message_list,
+    conversation_thread,
 )
-from chat.services import conversation_create, conversation_delete, conversation_update
+from chat.services import (
+    conversation_branch_switch,
+    conversation_create,
+    conversation_delete,
+    conversation_update,
+)
 from portal.apierrors import API_ERROR_SCHEMA
 
 SYSTEM_PROMPT_MAX_LENGTH = 20_000
@@ -50,9 +55,12 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def message_data(message: Message) -> dict[str, Any]:
+def message_data(message: Message, siblings: list[int] | None = None) -> dict[str, Any]:
     return {
         "id": message.pk,
+        "parent": message.parent_id,
+        # It and its siblings (other answers, other versions of a question).
+        "siblings": siblings or [message.pk],
         "role": message.role,
         "content": message.content,
         "images": message.images,
@@ -66,12 +74,14 @@ def message_data(message: Message) -> dict[str, Any]:
 
 
 def conversation_data(conversation: Conversation) -> dict[str, Any]:
+    """The conversation and the branch of its messages shown."""
+    thread = conversation_thread(conversation=conversation)
     return {
         **conversation_summary(conversation),
         "system_prompt": conversation.system_prompt,
         "temperature": conversation.temperature,
         "project": conversation.project_id,
-        "messages": [message_data(m) for m in message_list(conversation=conversation)],
+        "messages": [message_data(m, thread.siblings[m.pk]) for m in thread.path],
     }
 
 
@@ -91,6 +101,8 @@ class ConversationSerializer(serializers.Serializer):
     )
     # The project the conversation bills; null: the user's own budget.
     project = serializers.IntegerField(allow_null=True, required=False)
+    # PATCH only: show the branch through this message (its newest below).
+    active_message = serializers.IntegerField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(self.initial_data, dict):
@@ -145,6 +157,8 @@ _MESSAGE = inline_serializer(
     name="ChatMessage",
     fields={
         "id": serializers.IntegerField(),
+        "parent": serializers.IntegerField(allow_null=True),
+        "siblings": serializers.ListField(child=serializers.IntegerField()),
         "role": serializers.CharField(),
         "content": serializers.CharField(),
         "images": serializers.JSONField(),
@@ -205,7 +219,9 @@ class ConversationListView(_ChatApiView):
         responses={201: _DETAIL, 400: _ERRORS[400], 403: _ERRORS[403]},
     )
     def post(self, request: Request) -> Response:
-        conversation = conversation_create(user=request.user, **self._changes(request))
+        changes = self._changes(request)
+        changes.pop("active_message", None)  # a new conversation has no messages
+        conversation = conversation_create(user=request.user, **changes)
         return Response(conversation_data(conversation), status=status.HTTP_201_CREATED)
 
 
@@ -217,9 +233,15 @@ class ConversationDetailView(_ChatApiView):
     @extend_schema(request=ConversationSerializer, responses={200: _SUMMARY, **_ERRORS})
     def patch(self, request: Request, conversation_id: int) -> Response:
         conversation = self._conversation(request, conversation_id)
-        conversation = conversation_update(
-            conversation=conversation, **self._changes(request)
-        )
+        changes = self._changes(request)
+        message = changes.pop("active_message", None)
+        if message is not None and not conversation_branch_switch(
+            conversation=conversation, message_id=message
+        ):
+            raise ValidationError(
+                {"active_message": ["No such message in this conversation."]}
+            )
+        conversation = conversation_update(conversation=conversation, **changes)
         return Response(conversation_summary(conversation))
 
     @extend_schema(responses={204: None, 403: _ERRORS[403], 404: _ERRORS[404]})

@@ -36,6 +36,15 @@ class Conversation(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The newest message of the branch shown (chat.selectors.message_path);
+    # None: the newest message of all.
+    active_leaf = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Moved by every new message, so the sidebar shows recent ones first.
     updated_at = models.DateTimeField(auto_now=True)
@@ -59,6 +68,16 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # Messages form a tree: a regenerated answer or an edited question is a
+    # sibling of the one it replaces, so nothing is thrown away. None: the
+    # conversation's first message (or one of its edited versions).
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)

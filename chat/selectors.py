@@ -165,13 +165,59 @@ def conversation_get(*, user: Any, conversation_id: int) -> Conversation | None:
     return Conversation.objects.filter(user=user, pk=conversation_id).first()
 
 
-def message_list(*, conversation: Conversation) -> QuerySet[Message]:
-    return Message.objects.filter(conversation=conversation).order_by("id")
+@dataclass(frozen=True)
+class Thread:
+    """A conversation's message tree as the page shows it: `path`, the branch
+    shown (oldest first), and for each of its messages the ids of it and its
+    siblings, oldest first (the page's "k/n" switcher)."""
+
+    path: list[Message]
+    siblings: dict[int, list[int]]
+
+
+def conversation_thread(*, conversation: Conversation) -> Thread:
+    """The branch shown: the path from the first message to the conversation's
+    active leaf (the newest message when none is set). One query."""
+    messages = {m.pk: m for m in Message.objects.filter(conversation=conversation)}
+    if not messages:
+        return Thread(path=[], siblings={})
+    children: dict[int | None, list[int]] = {}
+    for pk in sorted(messages):
+        children.setdefault(messages[pk].parent_id, []).append(pk)
+    node = messages.get(conversation.active_leaf_id or 0) or messages[max(messages)]
+    path: list[Message] = []
+    while node is not None and len(path) < len(messages):
+        path.append(node)
+        node = messages.get(node.parent_id) if node.parent_id else None
+    path.reverse()
+    return Thread(path=path, siblings={m.pk: children[m.parent_id] for m in path})
+
+
+def message_list(*, conversation: Conversation) -> list[Message]:
+    """The branch shown, oldest first: what the page shows, the exports hold
+    and the next turn sends (chat.turns)."""
+    return conversation_thread(conversation=conversation).path
+
+
+def message_branch_leaf(*, conversation: Conversation, message_id: int) -> int | None:
+    """The leaf to show for the branch through `message_id`: the newest
+    message below it (or itself); None when it is not in the conversation."""
+    parents = dict(
+        Message.objects.filter(conversation=conversation).values_list("id", "parent_id")
+    )
+    if message_id not in parents:
+        return None
+    below = {message_id}
+    for pk in sorted(parents):  # a child's id is always above its parent's
+        if parents[pk] in below:
+            below.add(pk)
+    return max(below)
 
 
 def conversation_export_data(*, conversation: Conversation) -> dict[str, Any]:
-    """A conversation as a JSON export: its settings and every message, with
-    the thinking and token counts (images as the data URLs sent)."""
+    """A conversation as a JSON export: its settings and every message of the
+    branch shown, with the thinking and token counts (images as the data URLs
+    sent)."""
     return {
         "id": conversation.pk,
         "title": conversation.title,

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.models import TITLE_MAX_LENGTH, Conversation, Message
+from chat.selectors import message_branch_leaf, message_list
 
 TITLE_FROM_MESSAGE_LENGTH = 60
 ACTIONS = ("send", "regenerate", "edit")
@@ -109,10 +110,24 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
+def turn_question(
+    *, path: Sequence[Message], action: str, message_id: int | None = None
+) -> Message | None:
+    """The user message a regenerate or an edit is about: `message_id` (an
+    edit of any question on the branch shown), else the branch's last one."""
+    if action == "edit" and message_id is not None:
+        for message in path:
+            if message.pk == message_id and message.role == Message.Role.USER:
+                return message
+        raise TurnError("That message is not on the branch shown. Reload the page.")
+    return next((m for m in reversed(path) if m.role == Message.Role.USER), None)
+
+
 def turn_check(
     *, action: str, content: str, images: Sequence[str], last_user: Message | None
 ) -> None:
-    """Whether the turn makes sense; TurnError says why not."""
+    """Whether the turn makes sense; TurnError says why not. `last_user`: the
+    question a regenerate or an edit is about (turn_question)."""
     if action not in ACTIONS:
         raise TurnError(f"Unknown action {action!r}.")
     if action == "send":
@@ -131,46 +146,51 @@ def conversation_turn_start(
     action: str,
     content: str = "",
     images: Sequence[str] = (),
+    message: int | None = None,
 ) -> Message:
     """Record the user's side of a turn and return the user message the
     answer will follow. The chat calls it only once the proxy has admitted the
     turn (chat.stream), so a refused turn (too long for the model, over a
-    limit) leaves the conversation as it was.
+    limit) leaves the conversation as it was. Nothing is thrown away: the
+    messages form a tree, and the conversation shows one branch of it.
 
-    - send: a new user message (text, images or both);
-    - regenerate: answer the last user message again (its old answer is
-      replaced only when the new one is recorded, so a refused request, e.g.
-      over the rate limit, loses nothing);
-    - edit: the last user message gets `content`; answers after it go at once,
-      since they answered the old text.
+    - send: a new user message (text, images or both) after the branch shown;
+    - regenerate: answer the branch's last user message again (the new answer
+      becomes a sibling of the old one when it is recorded, so a refused
+      request, e.g. over the rate limit, changes nothing);
+    - edit: a sibling of user message `message` (default: the branch's last)
+      with `content` and its images, shown at once; the old question and what
+      followed it stay on their own branch.
     """
-    last_user = (
-        Message.objects.select_for_update()
-        .filter(conversation=conversation, role=Message.Role.USER)
-        .order_by("-id")
-        .first()
-    )
-    turn_check(action=action, content=content, images=images, last_user=last_user)
-    if action == "send" or last_user is None:
-        message = Message.objects.create(
-            conversation=conversation,
+    locked = Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+    if locked is None:
+        raise TurnError("This conversation was deleted.")
+    path = message_list(conversation=locked)
+    question = turn_question(path=path, action=action, message_id=message)
+    turn_check(action=action, content=content, images=images, last_user=question)
+    changed = ["updated_at"]
+    if action == "regenerate" and question is not None:
+        asked = question
+    else:
+        edited = question if action == "edit" else None
+        asked = Message.objects.create(
+            conversation=locked,
+            parent_id=edited.parent_id if edited else (path[-1].pk if path else None),
             role=Message.Role.USER,
             content=content,
-            images=list(images),
+            images=list(edited.images) if edited else list(images),
         )
-    elif action == "regenerate":
-        message = last_user
-    else:
-        last_user.content = content
-        last_user.save(update_fields=["content"])
-        Message.objects.filter(conversation=conversation, id__gt=last_user.pk).delete()
-        message = last_user
-    changed = ["updated_at"]
-    if not conversation.title:
-        conversation.title = _title_from(message.content, message.images)
+        locked.active_leaf = asked
+        changed.append("active_leaf")
+    if not locked.title:
+        locked.title = _title_from(asked.content, asked.images)
         changed.append("title")
-    conversation.save(update_fields=changed)
-    return message
+    locked.save(update_fields=changed)
+    conversation.title, conversation.active_leaf_id = (
+        locked.title,
+        locked.active_leaf_id,
+    )
+    return asked
 
 
 @transaction.atomic
@@ -187,8 +207,9 @@ def conversation_reply_record(
     reasoning: str = "",
     reasoning_seconds: float | None = None,
 ) -> Message | None:
-    """Record the answer to `user_message_id`: everything after that message
-    is replaced by it, so regenerating keeps one answer per question.
+    """Record the answer to `user_message_id` as a new child of it (a
+    regenerated answer is a sibling of the earlier ones, which stay), and
+    show its branch.
 
     Called once per streamed request, after the response ended, with the text
     the browser was sent: a stream the user stopped keeps what was shown. A
@@ -208,9 +229,9 @@ def conversation_reply_record(
     ).first()
     if question is None or not (content or reasoning):
         return None
-    Message.objects.filter(conversation=conversation, id__gt=question.pk).delete()
     reply = Message.objects.create(
         conversation=conversation,
+        parent=question,
         role=Message.Role.ASSISTANT,
         content=_storable(content),
         reasoning=_storable(reasoning),
@@ -222,5 +243,18 @@ def conversation_reply_record(
         request_id=request_id[:64],
     )
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["updated_at"])
+    conversation.active_leaf = reply
+    conversation.save(update_fields=["updated_at", "active_leaf"])
     return reply
+
+
+def conversation_branch_switch(*, conversation: Conversation, message_id: int) -> bool:
+    """Show the branch through message `message_id` (its newest message below
+    it), so a reload shows the same branch; False when the message is not
+    in the conversation. `updated_at` stays: switching is not activity."""
+    leaf = message_branch_leaf(conversation=conversation, message_id=message_id)
+    if leaf is None:
+        return False
+    Conversation.objects.filter(pk=conversation.pk).update(active_leaf_id=leaf)
+    conversation.active_leaf_id = leaf
+    return True

@@ -109,6 +109,7 @@ class ChatTurn:
                 action=turn.action,
                 content=turn.content,
                 images=turn.images,
+                message=turn.message,
             )
         except TurnError as error:
             raise ProxyError(400, str(error), code="invalid_turn") from None
@@ -138,6 +139,7 @@ class ChatTurn:
                 action=self.turn.action,
                 content=self.turn.content,
                 images=self.turn.images,
+                message=self.turn.message,
             )
         except TurnError as error:
             # The conversation changed since `prepare` (another tab).

@@ -16,7 +16,7 @@ from typing import Any
 
 from chat.models import Conversation, Message
 from chat.selectors import ChatModel, chat_model_get, message_list
-from chat.services import ACTIONS, turn_check
+from chat.services import ACTIONS, turn_check, turn_question
 
 MAX_IMAGES = 4
 # The context estimate errs high, so a kept history fits: ~3 characters a
@@ -53,6 +53,8 @@ class TurnRequest:
     action: str
     content: str
     images: tuple[str, ...]
+    # edit: the user message edited (None: the branch's last).
+    message: int | None = None
 
 
 def turn_request_parse(raw: bytes) -> TurnRequest:
@@ -86,7 +88,12 @@ def turn_request_parse(raw: bytes) -> TurnRequest:
             raise TurnRequestInvalid(
                 "Images must be PNG, JPEG, GIF or WebP files sent as data URLs."
             )
-    return TurnRequest(conversation_id, action, content, tuple(images))
+    message = payload.get("message")
+    if message is not None and (
+        not isinstance(message, int) or isinstance(message, bool)
+    ):
+        raise TurnRequestInvalid("'message' must be a message id.")
+    return TurnRequest(conversation_id, action, content, tuple(images), message)
 
 
 def _content(message: Message, *, vision: bool) -> str | list[dict[str, Any]]:
@@ -113,11 +120,14 @@ def turn_history(
     action: str,
     content: str,
     images: Sequence[str],
+    message: int | None = None,
 ) -> list[Message]:
     """The messages the model is sent for this turn, oldest first, as they
     will be stored once the proxy admits the turn; nothing is written here.
-    `stored` is the conversation's messages, oldest first."""
-    last_user = next((m for m in reversed(stored) if m.role == Message.Role.USER), None)
+    `stored` is the branch shown (chat.selectors.message_list), oldest first:
+    other branches are never sent. `message`: the user message an edit
+    replaces on it (None: the last)."""
+    last_user = turn_question(path=stored, action=action, message_id=message)
     turn_check(action=action, content=content, images=images, last_user=last_user)
     if action == "send" or last_user is None:
         question = Message(

@@ -10,6 +10,8 @@ urlpatterns = [
     # The operations dashboard (ops), before admin/ claims the path.
     path("", include("ops.urls")),
     path("admin/", admin.site.urls),
+    # set_language: Settings > Account's language switcher posts here.
+    path("i18n/", include("django.conf.urls.i18n")),
     # "Choose your institution" (sso): search, start a sign-in, sign in again.
     path("accounts/institutions/", include("sso.urls")),
     path(

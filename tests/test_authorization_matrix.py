@@ -135,6 +135,8 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     ),
     # Resend the sign-up's verification link: POST only, for a pending login.
     (r"^accounts/verification/resend/$", every(IDENTITIES, {405})),
+    # Django's language switcher: sets the session's language, for anyone.
+    (r"^i18n/setlang/$", every(IDENTITIES, {204, 302})),
     (r"^admin/$", {"alice": LOGIN, "bob": LOGIN, "staff": OK, "superuser": OK}),
     (
         r"^admin/(password_change|password_change/done|jsi18n)/$",

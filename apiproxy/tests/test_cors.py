@@ -157,6 +157,7 @@ def tool_site() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.browser
 def test_a_page_on_another_origin_reads_a_streamed_answer_with_a_key(
     proxy: ProxyRig, page: Any, tool_site: str
 ) -> None:

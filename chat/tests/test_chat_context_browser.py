@@ -31,13 +31,20 @@ def test_a_conversation_past_its_window_answers_and_says_what_it_left_out(
     rig, page = chat_browser.rig, chat_browser.page
     _model_set(context_window=2048)
     conversation = rig.conversation()
+    answer = None  # each message follows the one before (one branch)
     for index in range(3):
-        Message.objects.create(
-            conversation=conversation, role="user", content=f"question {index}"
+        question = Message.objects.create(
+            conversation=conversation,
+            parent=answer,
+            role="user",
+            content=f"question {index}",
         )
         # Each answer alone fills half the window.
-        Message.objects.create(
-            conversation=conversation, role="assistant", content="x " * 1500
+        answer = Message.objects.create(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            content="x " * 1500,
         )
     chat_browser.login(rig.alice)
     chat_browser.open(f"/chat/{conversation.pk}/")

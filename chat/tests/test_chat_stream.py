@@ -284,12 +284,19 @@ def test_a_conversation_past_its_window_still_answers_without_its_oldest_turns(
     )
     catalog.invalidate()
     conversation = chat.conversation(system_prompt="Be brief.")
+    answer = None  # each message follows the one before (one branch)
     for index in range(3):
-        Message.objects.create(
-            conversation=conversation, role="user", content=f"question {index}"
+        question = Message.objects.create(
+            conversation=conversation,
+            parent=answer,
+            role="user",
+            content=f"question {index}",
         )
-        Message.objects.create(
-            conversation=conversation, role="assistant", content="x " * 1500
+        answer = Message.objects.create(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            content="x " * 1500,
         )
     with chat.session(chat.alice) as client:
         response = client.post(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chat.models import Message
-from chat.selectors import ChatModel
+from chat.selectors import ChatModel, message_list
 from chat.services import (
     TurnError,
     conversation_create,
@@ -53,22 +53,32 @@ def test_it_titles_a_conversation_from_its_first_message(alice: Any) -> None:
     assert conversation.title == "How do ants navigate?"
 
 
-def test_regenerating_replaces_the_answer_only_when_the_new_one_arrives(
-    alice: Any,
-) -> None:
+def test_regenerating_keeps_the_earlier_answer_as_a_sibling(alice: Any) -> None:
     conversation = conversation_create(user=alice, model="m")
     question = conversation_turn_start(
         conversation=conversation, action="send", content="hi"
     )
-    _reply(conversation, question, "first answer")
+    first = _reply(conversation, question, "first answer")
     again = conversation_turn_start(conversation=conversation, action="regenerate")
     assert again == question
-    assert conversation.messages.count() == 2, "a refused retry would lose nothing"
-    _reply(conversation, again, "second answer")
-    assert [m.content for m in conversation.messages.all()] == ["hi", "second answer"]
+    conversation.refresh_from_db()
+    assert conversation.active_leaf == first, "a refused retry changes nothing"
+    second = _reply(conversation, again, "second answer")
+    assert second is not None and first is not None
+    assert [m.content for m in conversation.messages.all()] == [
+        "hi",
+        "first answer",
+        "second answer",
+    ]
+    assert first.parent == second.parent == question
+    conversation.refresh_from_db()
+    assert [m.content for m in message_list(conversation=conversation)] == [
+        "hi",
+        "second answer",
+    ]
 
 
-def test_editing_the_last_question_drops_its_old_answer(alice: Any) -> None:
+def test_editing_the_last_question_branches_beside_it(alice: Any) -> None:
     conversation = conversation_create(user=alice, model="m")
     question = conversation_turn_start(
         conversation=conversation, action="send", content="hi"
@@ -77,8 +87,10 @@ def test_editing_the_last_question_drops_its_old_answer(alice: Any) -> None:
     edited = conversation_turn_start(
         conversation=conversation, action="edit", content="hi there"
     )
-    assert edited.pk == question.pk
-    assert [m.content for m in conversation.messages.all()] == ["hi there"]
+    assert edited.pk != question.pk and edited.parent_id is None
+    conversation.refresh_from_db()
+    assert [m.content for m in message_list(conversation=conversation)] == ["hi there"]
+    assert conversation.messages.count() == 3, "the old question and answer stay"
 
 
 def test_it_refuses_empty_turns(alice: Any) -> None:

@@ -43,7 +43,7 @@
   var contextMeter = document.getElementById("context-meter");
 
   var busy = false;
-  var editing = false;
+  var editing = null; // the index of the question being edited
   var controller = null;
   var settingsSaved = Promise.resolve();
 
@@ -85,7 +85,7 @@
 
   function refreshActions() {
     views.forEach(function (view) {
-      view.meta.querySelectorAll("[data-act=regenerate],[data-act=edit]").forEach(function (b) {
+      view.meta.querySelectorAll("[data-act=regenerate],[data-act=edit],[data-act=branch]").forEach(function (b) {
         b.remove();
       });
     });
@@ -110,16 +110,66 @@
       action.addEventListener("click", regenerate);
       last.meta.appendChild(action);
     }
-    for (var i = views.length - 1; i >= 0; i--) {
-      if (views[i].message.role === "user") {
+    // Any question stored can be edited (a new branch beside it).
+    var lastUser = lastUserIndex();
+    views.forEach(function (view, i) {
+      window.PorticoBranches.switcher(view, switchBranch);
+      if (view.message.role === "user" && (view.message.id || i === lastUser)) {
         var edit = el("button", "link", "Edit");
         edit.type = "button";
         edit.dataset.act = "edit";
-        edit.addEventListener("click", startEdit);
-        views[i].meta.appendChild(edit);
-        break;
+        edit.addEventListener("click", function () {
+          startEdit(i);
+        });
+        view.meta.appendChild(edit);
       }
+    });
+  }
+
+  // Shows the branch through message `id` (stored, so a reload shows it).
+  async function switchBranch(id) {
+    if (busy || !conversation) {
+      return;
     }
+    stopEditing();
+    try {
+      await Sidebar.api("PATCH", Sidebar.conversationUrl(conversation.id), { active_message: id });
+      var data = await Sidebar.api("GET", Sidebar.conversationUrl(conversation.id));
+    } catch (error) {
+      notice("Could not switch to that version: " + error.message);
+      return;
+    }
+    stopRetry();
+    unsent = null; // a refused turn belonged to the branch left
+    dropViewsAfter(-1);
+    data.messages.forEach(addView);
+    context = null; // measured for the other branch
+    showContext();
+    refreshActions();
+    root.dataset.switches = String(Number(root.dataset.switches || 0) + 1);
+  }
+
+  // After a turn: the stored ids and siblings of the messages shown (the
+  // answer is stored just after the stream ends, so this may look again).
+  async function syncBranches(attempt) {
+    var data = await Sidebar.api("GET", Sidebar.conversationUrl(conversation.id));
+    var last = data.messages[data.messages.length - 1];
+    if (busy || data.messages.length !== views.length || !last ||
+        last.content !== views[views.length - 1].message.content) {
+      if (attempt < 10 && !busy) {
+        window.setTimeout(function () {
+          syncBranches(attempt + 1).catch(function () {});
+        }, 200);
+      }
+      return;
+    }
+    data.messages.forEach(function (message, i) {
+      views[i].message.id = message.id;
+      views[i].message.parent = message.parent;
+      views[i].message.siblings = message.siblings;
+    });
+    refreshActions();
+    root.dataset.synced = String(Number(root.dataset.synced || 0) + 1);
   }
 
   function dropViewsAfter(index) {
@@ -377,6 +427,9 @@
     scrollDown();
     Sidebar.settled(conversation.id, Boolean(message.content || message.reasoning));
     Sidebar.refresh().catch(function () {});
+    if (!message.error) {
+      syncBranches(0).catch(function () {});
+    }
   }
 
   async function send() {
@@ -406,11 +459,16 @@
       notice("Could not start the conversation: " + error.message);
       return;
     }
-    var payload = { conversation: conversation.id, action: editing ? "edit" : "send", content: text };
-    if (editing) {
-      var index = lastUserIndex();
-      views[index].message.content = text;
+    var payload = { conversation: conversation.id, action: editing !== null ? "edit" : "send", content: text };
+    if (editing !== null) {
+      var index = editing;
+      var old = views[index].message;
+      if (old.id) {
+        payload.message = old.id; // a new version beside it; the old one stays
+      }
+      views[index].message = { role: "user", content: text, images: old.images || [] };
       fillBody(views[index]);
+      fillMeta(views[index]);
       dropViewsAfter(index);
       stopEditing();
     } else {
@@ -441,13 +499,12 @@
     await runTurn(unsent || { conversation: conversation.id, action: "regenerate" }, answer);
   }
 
-  function startEdit() {
-    var index = lastUserIndex();
+  function startEdit(index) {
     if (busy || index < 0) {
       return;
     }
     stopRetry();
-    editing = true;
+    editing = index;
     editBanner.hidden = false;
     prompt.value = views[index].message.content;
     autosize();
@@ -455,7 +512,7 @@
   }
 
   function stopEditing() {
-    editing = false;
+    editing = null;
     editBanner.hidden = true;
   }
 
