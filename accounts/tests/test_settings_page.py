@@ -259,9 +259,7 @@ def test_a_key_waiting_to_be_shown_is_never_in_the_session_store(
     from django.contrib.sessions.models import Session
 
     alice_client.post(CREATE, {"name": "laptop"})
-    stored = " ".join(
-        str(session.get_decoded()) for session in Session.objects.all()
-    )
+    stored = " ".join(str(session.get_decoded()) for session in Session.objects.all())
     assert "portico_key_shown" in stored and "sk-" not in stored
     raw = shown_key(alice_client.get(CREATED))
     assert raw.startswith("sk-")
