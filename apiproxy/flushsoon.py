@@ -18,15 +18,18 @@ class FlushSoon:
         # Held, so that a running flush cannot be garbage-collected.
         self._task: asyncio.Task[None] | None = None
 
-    def schedule(self) -> None:
-        """Flush `delay` seconds from now, unless already scheduled on this
-        loop (a timer left on a loop that has stopped would never fire: test
-        servers come and go in one process)."""
+    def schedule(self, *, delay: float | None = None) -> None:
+        """Flush `delay` seconds from now (default: the one given at
+        construction), unless already scheduled on this loop (a timer left on
+        a loop that has stopped would never fire: test servers come and go in
+        one process)."""
         loop = asyncio.get_running_loop()
         if self._timer is not None and self._loop is loop:
             return
         self._loop = loop
-        self._timer = loop.call_later(self.delay, self._start)
+        self._timer = loop.call_later(
+            self.delay if delay is None else delay, self._start
+        )
 
     def cancel(self) -> None:
         """The pending work went with another call: nothing to flush."""

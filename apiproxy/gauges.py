@@ -23,6 +23,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from accounts.keycache import key_cache
 from apiproxy.catalog import CatalogModel, catalog
+from apiproxy.looplag import loop_lag
 from apiproxy.queueing import board
 from apiproxy.ratelimit import rate_limiter
 from apiproxy.routing import picker
@@ -40,6 +41,8 @@ class ProxyStateCollector(Collector):
         yield from _usage_buffer()
         yield _key_cache()
         yield _degraded()
+        yield from _loop_lag()
+        yield _slot_leases()
 
 
 def _route_names(
@@ -143,6 +146,31 @@ def _degraded() -> Metric:
     degraded.add_metric(["rate"], float(rate_limiter.stats().degraded))
     degraded.add_metric(["slots"], float(slot_pool.stats().degraded))
     return degraded
+
+
+def _slot_leases() -> Metric:
+    return GaugeMetricFamily(
+        "portico_slot_leases_held",
+        "Per-model concurrency slots this process holds (one per request at a "
+        "backend; a lease left held after the request ended is a leak).",
+        value=slot_pool.stats().leases,
+    )
+
+
+def _loop_lag() -> Iterator[Metric]:
+    stats = loop_lag.stats()
+    yield GaugeMetricFamily(
+        "portico_event_loop_lag_p99_seconds",
+        "How late this process's event loop ran a due timer: 99th percentile "
+        "over the last minute.",
+        value=stats.p99,
+    )
+    yield GaugeMetricFamily(
+        "portico_event_loop_lag_max_seconds",
+        "How late this process's event loop ran a due timer: the most over the "
+        "last minute.",
+        value=stats.max,
+    )
 
 
 _collector: ProxyStateCollector | None = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from accounts.keycache import key_cache
 from apiproxy.http import Receive, Send
+from apiproxy.looplag import loop_lag
 from apiproxy.ratelimit import rate_limiter
 from apiproxy.relay import session_close
 from apiproxy.slots import slot_pool
@@ -69,8 +70,10 @@ async def lifespan_application(
             # full passes, which under load walked it all every few seconds
             # (measured: about 5 % of a busy worker's CPU).
             gc.freeze()
+            loop_lag.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await loop_lag.stop()
             await requests_settle()
             try:
                 await rate_limiter.charges_flush()

@@ -52,6 +52,9 @@ return 0
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 
 RELEASE_FLUSH_SECONDS = 0.005
+# Releases kept for a retry while Redis is unreachable; past this the oldest
+# are left to expire by themselves (within QUEUE_LEASE_SECONDS).
+RELEASES_KEPT_MAX = 10_000
 
 
 SLOT_PREFIX = "portico:slots:"
@@ -105,6 +108,7 @@ class SlotPool:
         # Released leases still in Redis: (slot key, lease id).
         self._releases: list[tuple[str, str]] = []
         self._flush_soon = FlushSoon(self.releases_flush, delay=RELEASE_FLUSH_SECONDS)
+        self._retry_soon = FlushSoon(self.releases_flush, delay=RELEASE_FLUSH_SECONDS)
 
     def stats(self) -> SlotStats:
         return SlotStats(
@@ -145,8 +149,23 @@ class SlotPool:
         keys = [key, *(release_key for release_key, _ in releases)]
         args = [int(time.time() * 1000), cap, lease_id, self._lease_ms()]
         args += [released for _, released in releases]
-        # A failure leaves the released leases to expire within the lease time.
-        return await self._script[1](keys=keys, args=args)  # type: ignore[operator]
+        try:
+            return await self._script[1](keys=keys, args=args)  # type: ignore[operator]
+        except _REDIS_ERRORS:
+            self._releases_keep(releases)
+            raise
+
+    def _releases_keep(self, releases: list[tuple[str, str]]) -> None:
+        """Releases a failed call carried are sent again once Redis answers:
+        a lease left in Redis takes a slot from everyone until it expires (seen
+        in the soak: every pooled connection fails once after a Redis
+        restart, each dropping the releases it carried). A release sent twice
+        is harmless (ZREM of a missing member)."""
+        if not releases:
+            return
+        self._releases = (releases + self._releases)[-RELEASES_KEPT_MAX:]
+        wait = max(self.redis_down_until - time.monotonic(), 0.0)
+        self._retry_soon.schedule(delay=wait + RELEASE_FLUSH_SECONDS)
 
     async def releases_flush(self) -> None:
         """Send the releases that no acquisition has carried (and at shutdown)."""
@@ -154,7 +173,7 @@ class SlotPool:
             return
         client = self._redis()
         if client is None:
-            self._releases_take()  # they expire by themselves
+            self._releases_keep(self._releases_take())
             return
         try:
             await self._acquire_script(client, self._releases[0][0], 0, "")
