@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fixtures_browser import free_port
+from tests.threadedserver import ThreadedServer
 
 
 class FakeReasoner:
@@ -43,26 +42,22 @@ class FakeReasoner:
         self.field = field  # "reasoning_content" or "reasoning"
         self.requests: list[dict[str, Any]] = []  # chat request bodies, in order
         self._id = ""  # the answer being streamed
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server = ThreadedServer(self._app, name="fakereasoning")
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> FakeReasoner:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
+        self._server.start()
         return self
 
     def close(self) -> None:
-        if self._runner is not None:
-            runner = self._runner
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._server.close()
 
     def __enter__(self) -> FakeReasoner:
         return self.start()
@@ -70,13 +65,11 @@ class FakeReasoner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def _serve(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return app
 
     async def _models(self, request: web.Request) -> web.Response:
         entry = {"id": self.model, "object": "model", "owned_by": "fake"}

@@ -21,12 +21,12 @@ Routes:
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.threadedserver import ThreadedServer
 
 # A valid 1x1 PNG.
 PNG = bytes.fromhex(
@@ -51,32 +51,25 @@ class Seen:
 
 class MediaServer:
     def __init__(self) -> None:
-        self.port = 0
         self.seen: list[Seen] = []
         self.in_flight = 0
         self.most_in_flight = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="mediaserver", daemon=True
-        )
-        self._runner: web.AppRunner | None = None
+        self._server = ThreadedServer(self._app, name="mediaserver")
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MediaServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
+        self._server.start()
         return self
 
     def close(self) -> None:
-        if self._runner is not None:
-            runner = self._runner
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
+        self._server.close()
 
     def __enter__(self) -> MediaServer:
         return self.start()
@@ -87,11 +80,7 @@ class MediaServer:
     def paths(self) -> list[str]:
         return [seen.path for seen in self.seen]
 
-    async def _serve(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
+    def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
         routes = _Routes()
         app.router.add_get("/endless", routes.endless)
@@ -103,12 +92,7 @@ class MediaServer:
         app.router.add_get("/to", routes.to)
         app.router.add_get("/cookie", routes.cookie)
         app.router.add_get("/{name}", routes.file)
-        runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
+        return app
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
