@@ -11,9 +11,11 @@ One function, `admit`, for every endpoint and both doors. In order:
    project's allocation instead (apiproxy.projectcheck); the model's weight
    is recorded on the outcome, so the request is billed at the weight it was
    admitted at;
-4. the context window (requests with a parsed body only): refused only
-   where the prompt cannot fit (apiproxy.contextfit);
-5. the rate limits: the limiter's single Redis round trip.
+4. the rate limits: the limiter's single Redis round trip;
+5. the context window (requests with a parsed body only): refused only
+   where the prompt cannot fit (apiproxy.contextfit), which may ask the
+   backend's tokenizer, so it comes after the limits; a refusal here gives
+   back the tokens the limiter charged.
 
 The parts it calls (the access rule, the quota check) return decisions, not
 HTTP errors; this function turns their refusals into OpenAI errors.
@@ -75,9 +77,18 @@ async def admit(
     exchange.response_headers.extend(
         await _budget_admit(principal, model_weight=model.quota_weight)
     )
-    if parsed is not None:
-        await context_fit(parsed, model)
+    # The rate limit before the context check: the check may ask the
+    # backend's tokenizer, and a caller over their limit must not reach the
+    # backend at all.
     buckets = await rate_admit(exchange, cost=cost, tables=tables)
+    if parsed is not None:
+        try:
+            await context_fit(parsed, model)
+        except ProxyError:
+            # The request counts; its estimate, which for a prompt too long
+            # for the window is large, does not eat the caller's tokens.
+            rate_limiter.charge(buckets, -cost)
+            raise
     return Admitted(model=model, buckets=buckets)
 
 

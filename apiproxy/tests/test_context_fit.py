@@ -210,3 +210,41 @@ def test_media_is_allowed_for_but_never_sent_to_the_tokenizer() -> None:
         "chat/completions", {"messages": [{"role": "user", "content": [image]}]}
     )
     assert size.media and size.upper > 1000
+
+
+def test_a_caller_over_their_rate_limit_never_reaches_the_tokenizer(
+    proxy: ProxyRig,
+) -> None:
+    from accounts.models import ApiKey
+    from apiproxy.limits import limit_tables
+    from catalog.models import KeyLimits
+
+    window_set(2048)
+    KeyLimits.objects.create(key=ApiKey.objects.get(user=proxy.user), rpm=1)
+    limit_tables.invalidate()
+    client = proxy.openai(max_retries=0)
+    client.chat.completions.create(model="fake-chat", messages=words(1700))
+    asked = len(proxy.backend.requests("/tokenize"))
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="fake-chat", messages=words(1700))
+    assert len(proxy.backend.requests("/tokenize")) == asked
+
+
+def test_a_prompt_refused_as_too_long_costs_no_tokens_of_the_rate_limit(
+    proxy: ProxyRig,
+) -> None:
+    from accounts.models import ApiKey
+    from apiproxy.limits import limit_tables
+    from catalog.models import KeyLimits
+
+    window_set(100)
+    KeyLimits.objects.create(key=ApiKey.objects.get(user=proxy.user), tpm=1000)
+    limit_tables.invalidate()
+    client = proxy.openai(max_retries=0)
+    refusal(proxy, messages=words(150))
+    # 150 words charged and not given back would leave 850 tokens: this
+    # request's own estimate then shows what is left.
+    reply = client.chat.completions.with_raw_response.create(
+        model="fake-chat", messages=words(10), max_tokens=1
+    )
+    assert int(reply.headers["x-ratelimit-remaining-tokens"]) > 950
