@@ -5,24 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 GRACE_CHOICES = [
-    (0, "None: the old key stops now"),
-    (3600, "1 hour"),
-    (86400, "1 day"),
-    (7 * 86400, "7 days"),
+    (0, _("None: the old key stops now")),
+    (3600, _("1 hour")),
+    (86400, _("1 day")),
+    (7 * 86400, _("7 days")),
 ]
 
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(
         max_length=100,
-        widget=forms.TextInput(attrs={"placeholder": "e.g. laptop, cluster job"}),
+        label=_("Name"),
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. laptop, cluster job")}),
     )
     expires_on = forms.DateField(
         required=False,
-        label="Expires on (optional)",
-        help_text="The key works through the end of this day.",
+        label=_("Expires on (optional)"),
+        help_text=_("The key works through the end of this day."),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
@@ -32,8 +34,8 @@ class ApiKeyCreateForm(forms.Form):
         if model_choices:
             self.fields["models"] = forms.MultipleChoiceField(
                 required=False,
-                label="Allowed models (optional)",
-                help_text="None ticked: every model you may use.",
+                label=_("Allowed models (optional)"),
+                help_text=_("None ticked: every model you may use."),
                 choices=[(choice, choice) for choice in model_choices],
                 widget=forms.CheckboxSelectMultiple,
             )
@@ -41,8 +43,8 @@ class ApiKeyCreateForm(forms.Form):
             self.fields["models"] = forms.CharField(
                 required=False,
                 max_length=4000,
-                label="Allowed models (optional)",
-                help_text="Model ids separated by commas; empty: every model.",
+                label=_("Allowed models (optional)"),
+                help_text=_("Model ids separated by commas; empty: every model."),
             )
 
 
@@ -51,6 +53,6 @@ class ApiKeyRollForm(forms.Form):
         choices=GRACE_CHOICES,
         coerce=int,
         initial=0,
-        label="Grace period",
-        help_text="How long the old key keeps working beside the new one.",
+        label=_("Grace period"),
+        help_text=_("How long the old key keeps working beside the new one."),
     )

@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -211,7 +212,11 @@ def apikey_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
     if request.method != "POST":
         return render(request, "accounts/key_revoke.html", {"key": key})
     apikey_revoke(key=key)
-    messages.success(request, f"Revoked “{key.name}” ({key.display}).")
+    messages.success(
+        request,
+        _("Revoked “%(name)s” (%(display)s).")
+        % {"name": key.name, "display": key.display},
+    )
     return redirect("settings_account")
 
 
@@ -242,12 +247,14 @@ def apikey_roll_view(request: HttpRequest, key_id: int) -> HttpResponse:
 def email_verification_resend_view(request: HttpRequest) -> HttpResponse:
     sent = email_verification_resend(request=request)
     if sent is None:
-        messages.info(request, "Sign in to have a new verification link sent.")
+        messages.info(request, _("Sign in to have a new verification link sent."))
         return redirect("account_login")
     if not sent:
         messages.info(
             request,
-            "A link was sent a few minutes ago and still works; you can ask for"
-            " another one shortly.",
+            _(
+                "A link was sent a few minutes ago and still works; you can ask"
+                " for another one shortly."
+            ),
         )
     return redirect("account_email_verification_sent")

@@ -2,26 +2,29 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
 
 
 class AccessRequestForm(forms.Form):
     group = forms.ModelChoiceField(
         queryset=Group.objects.filter(portico_limits__requestable=True),
-        label="Class",
+        label=_("Class"),
         empty_label=None,
     )
     use_case = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=4000,
-        help_text="What you want to do, and why the shared class is not enough.",
+        label=_("Use case"),
+        help_text=_("What you want to do, and why the shared class is not enough."),
     )
     models_wanted = forms.CharField(
-        label="Models", max_length=500, required=False, help_text="Which models."
+        label=_("Models"), max_length=500, required=False, help_text=_("Which models.")
     )
     expected_volume = forms.CharField(
         max_length=200,
         required=False,
-        help_text="For example: 50,000 requests over two weeks.",
+        label=_("Expected volume"),
+        help_text=_("For example: 50,000 requests over two weeks."),
     )
 
     def __init__(self, *args: Any, offered: list[int], **kwargs: Any) -> None:

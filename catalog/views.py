@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from catalog.access_requests import access_request_create
 from catalog.forms import AccessRequestForm
@@ -25,7 +26,7 @@ def settings_access(request: HttpRequest) -> HttpResponse:
             form.add_error(None, error)
         else:
             messages.success(
-                request, "Your request was sent. You will hear from us by e-mail."
+                request, _("Your request was sent. You will hear from us by e-mail.")
             )
             return redirect("settings_access")
     context = {

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from chat.api import conversation_data
 from chat.selectors import (
+    chat_availability,
     chat_model_list,
     chat_projects,
     conversation_get,
@@ -46,6 +47,7 @@ def chat_page(request: HttpRequest, conversation_id: int | None = None) -> HttpR
             "conversation": conversation,
             "conversations": conversation_list(user=request.user),
             "models": models,
+            "availability": chat_availability(user=request.user, models=models),
             "projects": projects,
             "chat_state": state,
             "stream_url": "/" + STREAM_PATH,

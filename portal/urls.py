@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView
 
 from sso import views as sso_views
@@ -12,6 +13,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # set_language: Settings > Account's language switcher posts here.
     path("i18n/", include("django.conf.urls.i18n")),
+    # The chat's strings in the page's language (gettext() in static/chat/),
+    # a same-origin script, as the Content-Security-Policy wants.
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript_catalog"),
     # "Choose your institution" (sso): search, start a sign-in, sign in again.
     path("accounts/institutions/", include("sso.urls")),
     path(

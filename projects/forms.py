@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from projects.models import ProjectMembership
 
@@ -17,10 +18,10 @@ MAX_PERIOD_DAYS = 3660
 class InvitationForm(forms.Form):
     who = forms.CharField(
         max_length=254,
-        label="Username or e-mail address",
+        label=_("Username or e-mail address"),
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    role = forms.ChoiceField(choices=[])
+    role = forms.ChoiceField(choices=[], label=_("Role"))
 
     def __init__(self, *args: Any, roles: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -30,8 +31,8 @@ class InvitationForm(forms.Form):
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(
         choices=[
-            (ProjectMembership.ROLE_MEMBER, "member"),
-            (ProjectMembership.ROLE_MANAGER, "manager"),
+            (ProjectMembership.ROLE_MEMBER, _("member")),
+            (ProjectMembership.ROLE_MANAGER, _("manager")),
         ]
     )
 
@@ -39,13 +40,13 @@ class MemberRoleForm(forms.Form):
 class ProjectKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100,
-        label="Key name",
-        widget=forms.TextInput(attrs={"placeholder": "e.g. cluster job"}),
+        label=_("Key name"),
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. cluster job")}),
     )
     expires_on = forms.DateField(
         required=False,
-        label="Expires on (optional)",
-        help_text="The key works through the end of this day.",
+        label=_("Expires on (optional)"),
+        help_text=_("The key works through the end of this day."),
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
@@ -55,10 +56,10 @@ class PeriodForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("from", "to"):
+        for name, label in (("from", _("From")), ("to", _("To"))):
             self.fields[name] = forms.DateField(
                 required=False,
-                label=name.capitalize(),
+                label=label,
                 input_formats=["%Y-%m-%d"],
                 widget=forms.DateInput(attrs={"type": "date"}),
             )
@@ -67,9 +68,9 @@ class PeriodForm(forms.Form):
         data = super().clean() or {}
         first, last = data.get("from"), data.get("to")
         if first and last and last < first:
-            raise forms.ValidationError("The period ends before it starts.")
+            raise forms.ValidationError(_("The period ends before it starts."))
         if first and last and (last - first).days > MAX_PERIOD_DAYS:
-            raise forms.ValidationError("Choose at most ten years.")
+            raise forms.ValidationError(_("Choose at most ten years."))
         return data
 
     def period(self, *, default: tuple[date, date]) -> tuple[date, date]:
@@ -94,16 +95,20 @@ class ReportMonthForm(forms.Form):
 
 
 class AllocationRequestForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, label="Project name")
+    name = forms.CharField(max_length=100, required=False, label=_("Project name"))
     tokens = forms.IntegerField(
-        min_value=1, label="Tokens", help_text="Weighted tokens for the whole period."
+        min_value=1,
+        label=_("Tokens"),
+        help_text=_("Weighted tokens for the whole period."),
     )
     ends_on = forms.DateField(
-        label="Until", widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Until"), widget=forms.DateInput(attrs={"type": "date"})
     )
     justification = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
-        label="What for",
-        help_text="The research, the models, the expected volume; funders' "
-        "grant numbers if any.",
+        label=_("What for"),
+        help_text=_(
+            "The research, the models, the expected volume; funders' "
+            "grant numbers if any."
+        ),
     )

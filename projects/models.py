@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Project(models.Model):
@@ -57,9 +58,9 @@ class ProjectMembership(models.Model):
     ROLE_MANAGER = "manager"
     ROLE_MEMBER = "member"
     ROLES = [
-        (ROLE_PI, "principal investigator"),
-        (ROLE_MANAGER, "manager"),
-        (ROLE_MEMBER, "member"),
+        (ROLE_PI, _("principal investigator")),
+        (ROLE_MANAGER, _("manager")),
+        (ROLE_MEMBER, _("member")),
     ]
 
     project = models.ForeignKey(

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from projects.allocation_requests import allocation_request_create
@@ -31,7 +32,8 @@ def _request_page(request: HttpRequest, *, project: Project | None) -> HttpRespo
                 form.add_error(field if field in form.fields else None, problems)
         else:
             messages.success(
-                request, "Your request is with the operators; you will hear by e-mail."
+                request,
+                _("Your request is with the operators; you will hear by e-mail."),
             )
             return redirect("settings_projects")
     pending = AllocationRequest.objects.filter(

@@ -20,6 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -29,6 +31,7 @@ from accounts.views import apikey_show_once, key_expiry_end_of_day
 from projects import selectors as read
 from projects.burndown import burndown_compute, burndown_svg
 from projects.forms import (
+    ROLE_LABELS,
     InvitationForm,
     MemberRoleForm,
     PeriodForm,
@@ -207,7 +210,11 @@ def project_invitation_revoke(
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
-        messages.success(request, f"Withdrew the invitation for {invitation.invitee}.")
+        messages.success(
+            request,
+            _("Withdrew the invitation for %(invitee)s.")
+            % {"invitee": invitation.invitee},
+        )
     return redirect("settings_project", project_id=project_id)
 
 
@@ -234,8 +241,12 @@ def project_member_remove_view(
     stopped = project_member_remove(project=membership.project, user=target.user)
     messages.success(
         request,
-        f"Removed {target.user.get_username()}; "
-        f"{stopped} project key{'s' if stopped != 1 else ''} stopped.",
+        ngettext(
+            "Removed %(name)s; %(count)d project key stopped.",
+            "Removed %(name)s; %(count)d project keys stopped.",
+            stopped,
+        )
+        % {"name": target.user.get_username(), "count": stopped},
     )
     return redirect("settings_project", project_id=project_id)
 
@@ -252,7 +263,7 @@ def project_member_role(
     form = MemberRoleForm(request.POST)
     if not form.is_valid() or target.role == ProjectMembership.ROLE_PI:
         messages.error(
-            request, "Choose manager or member for someone other than the PI."
+            request, _("Choose manager or member for someone other than the PI.")
         )
     else:
         project_member_set(
@@ -260,7 +271,11 @@ def project_member_role(
         )
         messages.success(
             request,
-            f"{target.user.get_username()} is now a {form.cleaned_data['role']}.",
+            _("%(name)s is now a %(role)s.")
+            % {
+                "name": target.user.get_username(),
+                "role": ROLE_LABELS[form.cleaned_data["role"]],
+            },
         )
     return redirect("settings_project", project_id=project_id)
 
@@ -368,11 +383,16 @@ def project_invitation(request: HttpRequest, token: str) -> HttpResponse:
     try:
         if request.POST.get("answer") == "accept":
             invitation_accept(invitation=invitation, user=user)
-            messages.success(request, f"You joined {project.name}.")
+            messages.success(
+                request, _("You joined %(name)s.") % {"name": project.name}
+            )
             return redirect("settings_project", project_id=project.pk)
         invitation_decline(invitation=invitation, user=user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("project_invitation", token=token)
-    messages.success(request, f"You declined the invitation to {project.name}.")
+    messages.success(
+        request,
+        _("You declined the invitation to %(name)s.") % {"name": project.name},
+    )
     return redirect("settings_projects")

@@ -67,6 +67,23 @@ class ThreadedUvicorn:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.02)
 
+    def requests_in_flight(self) -> int:
+        """Requests the server is still answering (uvicorn's request tasks)."""
+        return len(self.server.server_state.tasks)
+
+    def wait_quiet(self, *, timeout: float = 20.0) -> None:
+        """Until no request is in flight: a browser that has gone may leave a
+        turn behind (a stopped answer is stored after the page closed), and
+        its writes must not meet the test database's flush (a deadlock)."""
+        deadline = time.monotonic() + timeout
+        while self.requests_in_flight():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.requests_in_flight()} request(s) still in flight "
+                    f"{timeout}s after the browser closed"
+                )
+            time.sleep(0.02)
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)

@@ -137,6 +137,9 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     (r"^accounts/verification/resend/$", every(IDENTITIES, {405})),
     # Django's language switcher: sets the session's language, for anyone.
     (r"^i18n/setlang/$", every(IDENTITIES, {204, 302})),
+    # The chat's translated strings (JavaScriptCatalog): public, like the
+    # static files, since they hold nothing but the shipped catalogue.
+    (r"^jsi18n/$", every(IDENTITIES, OK)),
     (r"^admin/$", {"alice": LOGIN, "bob": LOGIN, "staff": OK, "superuser": OK}),
     (
         r"^admin/(password_change|password_change/done|jsi18n)/$",

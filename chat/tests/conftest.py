@@ -162,3 +162,8 @@ def chat_browser(chat: ChatRig, page: Any) -> Iterator[ChatBrowser]:
     # this machine even when it fails.
     page.route(REMOTE, lambda route: route.abort())
     yield browser
+    # The page goes first, so that nothing new starts; what it left running
+    # (a stopped turn being stored, a refetch) ends before the database is
+    # flushed for the next test.
+    page.close()
+    chat.proxy.server.wait_quiet()

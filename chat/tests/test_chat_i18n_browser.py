@@ -32,6 +32,8 @@ def hungarian_browser(chat: ChatRig, chromium: Any) -> Iterator[ChatBrowser]:
         ),
     )
     yield browser
+    page.close()
+    chat.proxy.server.wait_quiet()
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
@@ -74,3 +76,105 @@ def test_choosing_eesti_in_settings_turns_the_pages_estonian_for_the_session(
     expect(page.locator("#send")).to_have_text("Saada")
     expect(page.locator(".topnav [data-nav=chat]")).to_have_text("Vestlus")
     chat_browser.assert_nothing_escaped()
+
+
+# What a researcher sees first in each language: the pages' own strings and
+# the chat scripts' (Django's JavaScriptCatalog at /jsi18n/).
+SEEN = {
+    "hu-HU": {
+        "usage": "Használat",
+        "recent": "Legutóbbi kérések",
+        "access": "Hozzáférés",
+        "limits": "Jelenlegi korlátai",
+        "revoke": "Kulcs visszavonása",
+        "today": "Ma",
+        "copy": "Másolás",
+        "regenerate": "Újragenerálás",
+        "more": "Továbbiak",
+    },
+    "de-DE": {
+        "usage": "Nutzung",
+        "recent": "Letzte Anfragen",
+        "access": "Zugang",
+        "limits": "Ihre aktuellen Grenzen",
+        "revoke": "Schlüssel widerrufen",
+        "today": "Heute",
+        "copy": "Kopieren",
+        "regenerate": "Neu erzeugen",
+        "more": "Mehr",
+    },
+}
+
+
+@pytest.fixture(params=sorted(SEEN))
+def speaking_browser(
+    request: Any, chat: ChatRig, chromium: Any
+) -> Iterator[tuple[ChatBrowser, dict[str, str]]]:
+    """A chromium whose user's browser asks for Hungarian, then German."""
+    context = chromium.new_context(locale=request.param)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    browser = ChatBrowser(rig=chat, page=page)
+    page.on(
+        "console",
+        lambda message: (
+            browser.csp_errors.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield browser, SEEN[request.param]
+    page.close()
+    chat.proxy.server.wait_quiet()
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_settings_a_key_page_and_the_chat_scripts_speak_the_browser_language(
+    speaking_browser: tuple[ChatBrowser, dict[str, str]],
+) -> None:
+    from accounts.models import ApiKey
+    from chat.services import conversation_reply_record, conversation_turn_start
+
+    browser, seen = speaking_browser
+    rig, page = browser.rig, browser.page
+    conversation = rig.conversation(title="Ants")
+    asked = conversation_turn_start(
+        conversation=conversation, action="send", content="Ants?"
+    )
+    conversation_reply_record(
+        conversation_id=conversation.pk,
+        user_message_id=asked.pk,
+        content="They follow trails.",
+        model="fake-chat",
+        finish_reason="stop",
+        prompt_tokens=1,
+        completion_tokens=1,
+        request_id="r",
+    )
+    key = ApiKey.objects.filter(user=rig.alice).first()
+    assert key is not None
+    browser.login(rig.alice)
+
+    page.goto(rig.url + "/settings/usage/")
+    expect(page.locator("h1")).to_have_text(seen["usage"])
+    expect(page.locator("#recent-title")).to_have_text(seen["recent"])
+
+    page.goto(rig.url + "/settings/access/")
+    expect(page.locator("h1")).to_have_text(seen["access"])
+    expect(page.locator("#standing-title")).to_have_text(seen["limits"])
+
+    page.goto(rig.url + f"/settings/account/keys/{key.pk}/revoke/")
+    expect(page.locator("button.danger")).to_have_text(seen["revoke"])
+
+    # Drawn by the chat's scripts, so translated through /jsi18n/.
+    browser.open(f"/chat/{conversation.pk}/")
+    expect(page.locator(".conversation-group").first).to_have_text(seen["today"])
+    meta = page.locator(".msg.assistant .msg-meta")
+    expect(meta.locator("[data-act=copy]")).to_have_text(seen["copy"])
+    expect(meta.locator("[data-act=regenerate]")).to_have_text(seen["regenerate"])
+    summary = page.locator(".conversation-item .conversation-menu summary").first
+    assert summary.get_attribute("title") == seen["more"]
+    browser.assert_nothing_escaped()

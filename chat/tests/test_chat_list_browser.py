@@ -66,6 +66,10 @@ def test_the_list_is_grouped_searches_answers_and_lists_a_new_chat_at_once(
     )
     assert page.is_visible("#stop"), "listed while the first answer streams"
     expect(page.locator(".conversation-item.current")).to_have_count(1)
+    # Stopped before its first token, the first turn would have no answer and
+    # leave the list (conversation_list); stop once some text has arrived.
+    expect(page.locator(".msg.assistant .msg-body .waiting")).to_have_count(0)
+    expect(chat_browser.answer()).not_to_have_text("")
     page.click("#stop")
     chat_browser.wait_idle()
     expect(page.locator(".conversation-item")).to_have_count(4)

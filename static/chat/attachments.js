@@ -4,6 +4,8 @@
   "use strict";
 
   var el = window.PorticoMessages.el;
+  var gettext = window.gettext;
+  var interpolate = window.interpolate;
   var MAX_IMAGES = 4;
   var MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 
@@ -25,10 +27,10 @@
         var chip = el("span", "attachment");
         var img = el("img");
         img.src = url;
-        img.alt = "image " + (index + 1);
+        img.alt = interpolate(gettext("image %s"), [index + 1]);
         var remove = el("button", "link", "✕");
         remove.type = "button";
-        remove.setAttribute("aria-label", "Remove image " + (index + 1));
+        remove.setAttribute("aria-label", interpolate(gettext("Remove image %s"), [index + 1]));
         remove.addEventListener("click", function () {
           attachments.splice(index, 1);
           showAttachments();
@@ -53,8 +55,10 @@
     attachButton.addEventListener("click", function () {
       var model = currentModel();
       if (!model || !model.capabilities.includes("vision")) {
-        notice((model ? model.name : "This model") + " cannot read images. Pick a model marked " +
-          "'vision' to attach images.");
+        notice(model
+          ? interpolate(gettext("%(model)s cannot read images. Pick a model marked 'vision' to attach images."),
+            { model: model.name }, true)
+          : gettext("This model cannot read images. Pick a model marked 'vision' to attach images."));
         return;
       }
       fileInput.click();
@@ -66,15 +70,16 @@
       for (var i = 0; i < files.length; i++) {
         var file = files[i];
         if (!/^image\/(png|jpeg|gif|webp)$/.test(file.type)) {
-          notice(file.name + ": only PNG, JPEG, GIF and WebP images can be attached.");
+          notice(interpolate(gettext("%(file)s: only PNG, JPEG, GIF and WebP images can be attached."),
+            { file: file.name }, true));
           continue;
         }
         if (file.size > MAX_IMAGE_BYTES) {
-          notice(file.name + " is larger than 5 MB.");
+          notice(interpolate(gettext("%(file)s is larger than 5 MB."), { file: file.name }, true));
           continue;
         }
         if (attachments.length >= MAX_IMAGES) {
-          notice("At most " + MAX_IMAGES + " images per message.");
+          notice(interpolate(gettext("At most %s images per message."), [MAX_IMAGES]));
           break;
         }
         attachments.push(await readFile(file));

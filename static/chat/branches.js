@@ -6,6 +6,7 @@
   "use strict";
 
   var el = window.PorticoMessages.el;
+  var gettext = window.gettext;
 
   function arrow(text, label, target, onSwitch) {
     var button = el("button", "link", text);
@@ -28,9 +29,9 @@
     var box = el("span", "branch");
     box.dataset.act = "branch";
     box.append(
-      arrow("‹", "Previous version", ids[k - 1], onSwitch),
+      arrow("‹", gettext("Previous version"), ids[k - 1], onSwitch),
       el("span", "branch-count", k + 1 + "/" + ids.length),
-      arrow("›", "Next version", ids[k + 1], onSwitch)
+      arrow("›", gettext("Next version"), ids[k + 1], onSwitch)
     );
     view.meta.insertBefore(box, view.meta.firstChild);
   }

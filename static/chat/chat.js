@@ -11,6 +11,9 @@
   var fillBody = Messages.fillBody;
   var fillMeta = Messages.fillMeta;
   var formatNumber = Messages.formatNumber;
+  // Django's JavaScriptCatalog (/jsi18n/, loaded first) in the page's language.
+  var gettext = window.gettext;
+  var interpolate = window.interpolate;
 
   var root = document.getElementById("chat");
   var state = JSON.parse(document.getElementById("chat-state").textContent);
@@ -70,7 +73,7 @@
 
   function addView(message) {
     var node = el("article", "msg " + message.role);
-    node.appendChild(el("div", "msg-role", message.role === "user" ? "You" : "Assistant"));
+    node.appendChild(el("div", "msg-role", message.role === "user" ? gettext("You") : gettext("Assistant")));
     var body = el("div", "msg-body");
     var meta = el("div", "msg-meta");
     node.append(body, meta);
@@ -93,12 +96,12 @@
       return;
     }
     var last = views[views.length - 1];
-    var label = "Regenerate";
+    var label = gettext("Regenerate");
     if (last.message.role === "user") {
-      label = "Answer";
+      label = gettext("Answer");
     } else if (!last.message.content || last.message.error ||
         /error$/.test(last.message.finish_reason || "")) {
-      label = "Retry";
+      label = gettext("Retry");
     }
     if (last.message.retry === "none") {
       label = ""; // retrying cannot help (quota, too long): no button
@@ -115,7 +118,7 @@
     views.forEach(function (view, i) {
       window.PorticoBranches.switcher(view, switchBranch);
       if (view.message.role === "user" && (view.message.id || i === lastUser)) {
-        var edit = el("button", "link", "Edit");
+        var edit = el("button", "link", gettext("Edit"));
         edit.type = "button";
         edit.dataset.act = "edit";
         edit.addEventListener("click", function () {
@@ -136,7 +139,7 @@
       await Sidebar.api("PATCH", Sidebar.conversationUrl(conversation.id), { active_message: id });
       var data = await Sidebar.api("GET", Sidebar.conversationUrl(conversation.id));
     } catch (error) {
-      notice("Could not switch to that version: " + error.message);
+      notice(interpolate(gettext("Could not switch to that version: %s"), [error.message]));
       return;
     }
     stopRetry();
@@ -206,7 +209,7 @@
       recommended.textContent = "";
       return;
     }
-    var window_ = formatNumber(model.context_window) + "-token context";
+    var window_ = interpolate(gettext("%s-token context"), [formatNumber(model.context_window)]);
     var caps = model.capabilities.filter(function (c) {
       return c !== "completions";
     });
@@ -216,16 +219,17 @@
       return name + " " + model.recommended[name];
     });
     recommended.textContent = params.length
-      ? "Recommended for this model: " + params.join(", ") + ". Used unless you set a temperature."
-      : "No recommended parameters for this model: the server's defaults apply.";
+      ? interpolate(gettext("Recommended for this model: %s. Used unless you set a temperature."),
+        [params.join(", ")])
+      : gettext("No recommended parameters for this model: the server's defaults apply.");
     temperature.placeholder = model.recommended.temperature !== undefined
-      ? "recommended " + model.recommended.temperature
-      : "model default";
+      ? interpolate(gettext("recommended %s"), [model.recommended.temperature])
+      : gettext("model default");
     document.getElementById("attach").classList.toggle(
       "unavailable", !model.capabilities.includes("vision")
     );
     if (images.list().length && !model.capabilities.includes("vision")) {
-      notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
+      notice(interpolate(gettext("%(model)s cannot read images. Pick a model marked 'vision', or remove the images."), { model: model.name }, true));
     } else {
       notice("");
     }
@@ -240,7 +244,7 @@
         return Sidebar.api("PATCH", Sidebar.conversationUrl(conversation.id), changes);
       })
       .catch(function (error) {
-        notice("Could not save the settings: " + error.message);
+        notice(interpolate(gettext("Could not save the settings: %s"), [error.message]));
       });
   }
 
@@ -350,7 +354,7 @@
         scrollDown();
       });
     }
-    answerView.body.replaceChildren(el("p", "waiting muted", "Waiting for the model…"));
+    answerView.body.replaceChildren(el("p", "waiting muted", gettext("Waiting for the model…")));
     try {
       var result = await Stream.run(root.dataset.streamUrl, root.dataset.csrf, payload,
         controller.signal, {
@@ -390,7 +394,7 @@
     } catch (error) {
       var known = error instanceof Stream.ChatError;
       var text = known ? error.message
-        : "Something went wrong in this page. Reload it and try again.";
+        : gettext("Something went wrong in this page. Reload it and try again.");
       message.finish_reason = "error";
       message.error = text;
       message.error_kind = known ? error.kind : "server";
@@ -439,7 +443,7 @@
     var text = prompt.value;
     var model = currentModel();
     if (!model) {
-      notice("Pick a model first.");
+      notice(gettext("Pick a model first."));
       return;
     }
     var attached = images.list();
@@ -447,7 +451,7 @@
       return;
     }
     if (attached.length && !model.capabilities.includes("vision")) {
-      notice(model.name + " cannot read images. Pick a model marked 'vision', or remove the images.");
+      notice(interpolate(gettext("%(model)s cannot read images. Pick a model marked 'vision', or remove the images."), { model: model.name }, true));
       return;
     }
     notice("");
@@ -456,7 +460,7 @@
       saveModel();
       await settingsSaved;
     } catch (error) {
-      notice("Could not start the conversation: " + error.message);
+      notice(interpolate(gettext("Could not start the conversation: %s"), [error.message]));
       return;
     }
     var payload = { conversation: conversation.id, action: editing !== null ? "edit" : "send", content: text };
@@ -562,8 +566,9 @@
   if (conversation) {
     Sidebar.setCurrent(conversation.id);
     if (conversation.model && !modelById(conversation.model)) {
-      notice("This conversation's model (" + conversation.model + ") is not available now. " +
-        "Pick another one to continue.");
+      notice(interpolate(gettext(
+        "This conversation's model (%s) is not available now. Pick another one to continue."
+      ), [conversation.model]));
     } else if (conversation.model) {
       picker.value = conversation.model;
     }

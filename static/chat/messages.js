@@ -7,6 +7,10 @@
   "use strict";
 
   var Render = window.PorticoRender;
+  // Django's JavaScriptCatalog (/jsi18n/, loaded first) in the page's language.
+  var gettext = window.gettext;
+  var ngettext = window.ngettext;
+  var interpolate = window.interpolate;
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -31,56 +35,58 @@
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(
         function () {
-          done("Copied");
+          done(gettext("Copied"));
         },
         function () {
-          done("Copy failed");
+          done(gettext("Copy failed"));
         }
       );
     } else {
-      done("Copy failed");
+      done(gettext("Copy failed"));
     }
   }
 
   function formatNumber(n) {
-    return Number(n).toLocaleString("en");
+    return Number(n).toLocaleString(document.documentElement.lang || "en");
   }
 
   function usageText(message) {
     if (message.prompt_tokens == null && message.completion_tokens == null) {
       return "";
     }
-    return formatNumber(message.prompt_tokens || 0) + " in · " +
-      formatNumber(message.completion_tokens || 0) + " out";
+    return interpolate(gettext("%(in)s in · %(out)s out"), {
+      in: formatNumber(message.prompt_tokens || 0),
+      out: formatNumber(message.completion_tokens || 0),
+    }, true);
   }
 
   function endingText(reason) {
     return {
-      client_disconnect: "Stopped",
-      length: "Cut at the length limit",
-      backend_error: "Broke off",
-      error: "Broke off",
+      client_disconnect: gettext("Stopped"),
+      length: gettext("Cut at the length limit"),
+      backend_error: gettext("Broke off"),
+      error: gettext("Broke off"),
     }[reason] || "";
   }
 
   // A failed turn's label, by the kind of failure (stream.js ChatError): only
   // an answer that broke off mid-stream says "Broke off".
   var FAILURE_LABELS = {
-    rate_limit: "Rate limited",
-    quota: "Quota used up",
-    busy: "Model busy",
-    unavailable: "Model unavailable",
-    context: "Too long for the model",
-    auth: "Logged out",
-    invalid: "Not sent",
-    network: "Not sent",
-    server: "Failed",
-    broke: "Broke off",
+    rate_limit: gettext("Rate limited"),
+    quota: gettext("Quota used up"),
+    busy: gettext("Model busy"),
+    unavailable: gettext("Model unavailable"),
+    context: gettext("Too long for the model"),
+    auth: gettext("Logged out"),
+    invalid: gettext("Not sent"),
+    network: gettext("Not sent"),
+    server: gettext("Failed"),
+    broke: gettext("Broke off"),
   };
 
   function ending(message) {
     if (message.error_kind) {
-      return FAILURE_LABELS[message.error_kind] || "Failed";
+      return FAILURE_LABELS[message.error_kind] || gettext("Failed");
     }
     return endingText(message.finish_reason);
   }
@@ -92,7 +98,7 @@
     var span = el("span", "countdown");
     box.append(" ", span);
     function show() {
-      span.textContent = "Retrying in " + left + " s…";
+      span.textContent = interpolate(gettext("Retrying in %s s…"), [left]);
     }
     show();
     var timer = window.setInterval(function () {
@@ -102,7 +108,7 @@
         return;
       }
       window.clearInterval(timer);
-      span.textContent = "Retrying…";
+      span.textContent = gettext("Retrying…");
       done();
     }, 1000);
     return function () {
@@ -121,10 +127,12 @@
     if (!n || !views[n]) {
       return;
     }
-    var text = n === 1 ? "1 earlier message is not sent to the model"
-      : n + " earlier messages are not sent to the model";
-    var note = el("p", "context-note muted", text +
-      ": the conversation no longer fits in its context window.");
+    var text = interpolate(ngettext(
+      "%s earlier message is not sent to the model: the conversation no longer fits in its context window.",
+      "%s earlier messages are not sent to the model: the conversation no longer fits in its context window.",
+      n
+    ), [n]);
+    var note = el("p", "context-note muted", text);
     note.setAttribute("role", "note");
     pane.insertBefore(note, views[n].node);
   }
@@ -136,9 +144,13 @@
       return;
     }
     var share = Math.min(100, Math.round((100 * context.tokens) / context.window));
-    node.textContent = "Uses ~" + share + "% of the model's context";
-    node.title = "About " + formatNumber(context.tokens) + " of " +
-      formatNumber(context.window) + " tokens";
+    node.textContent = interpolate(gettext("Uses ~%(share)s of the model's context"), {
+      share: share + "%",
+    }, true);
+    node.title = interpolate(gettext("About %(used)s of %(window)s tokens"), {
+      used: formatNumber(context.tokens),
+      window: formatNumber(context.window),
+    }, true);
     node.classList.toggle("full", share >= 75);
     node.hidden = false;
   }
@@ -147,7 +159,7 @@
     body.querySelectorAll(".code-block").forEach(function (block) {
       var head = el("div", "code-head");
       head.appendChild(el("span", "code-lang", block.dataset.lang || "text"));
-      var button = el("button", "copy-code link", "Copy code");
+      var button = el("button", "copy-code link", gettext("Copy code"));
       button.type = "button";
       button.addEventListener("click", function () {
         copyText(block.querySelector("code").textContent, button);
@@ -158,7 +170,7 @@
   }
 
   function thoughtFor(seconds) {
-    return "Thought for " + Math.max(1, Math.round(seconds)) + " s";
+    return interpolate(gettext("Thought for %s s"), [Math.max(1, Math.round(seconds))]);
   }
 
   // The thinking's <details>: made once per view and updated in place, so a
@@ -171,13 +183,13 @@
       view.thinking = details;
     }
     var message = view.message;
-    var summary = "Thoughts";
+    var summary = gettext("Thoughts");
     if (message.reasoning_seconds != null) {
       summary = thoughtFor(message.reasoning_seconds);
     } else if (view.streaming) {
-      summary = "Thinking…";
+      summary = gettext("Thinking…");
     }
-    view.thinking.classList.toggle("live", summary === "Thinking…");
+    view.thinking.classList.toggle("live", view.streaming && message.reasoning_seconds == null);
     view.thinking.firstChild.textContent = summary;
     view.thinking.lastChild.textContent = message.reasoning;
     return view.thinking;
@@ -209,7 +221,7 @@
       (message.images || []).forEach(function (url) {
         var img = el("img", "attached");
         img.src = url;
-        img.alt = "attached image";
+        img.alt = gettext("attached image");
         view.body.appendChild(img);
       });
     } else {
@@ -230,7 +242,7 @@
     facts.filter(Boolean).forEach(function (fact) {
       view.meta.appendChild(el("span", "fact", fact));
     });
-    var copy = el("button", "link", "Copy");
+    var copy = el("button", "link", gettext("Copy"));
     copy.type = "button";
     copy.dataset.act = "copy";
     copy.hidden = !message.content; // nothing to copy yet

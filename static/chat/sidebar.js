@@ -10,6 +10,9 @@
   var search = document.getElementById("chat-search");
   var apiUrl = root.dataset.apiUrl;
   var csrfToken = root.dataset.csrf;
+  // Django's JavaScriptCatalog (/jsi18n/, loaded first) in the page's language.
+  var gettext = window.gettext;
+  var NEW_CHAT = gettext("New chat");
 
   async function api(method, url, body) {
     var options = {
@@ -32,7 +35,7 @@
       data = null;
     }
     if (!response.ok) {
-      var message = (data && data.error && data.error.message) || "The portal refused.";
+      var message = (data && data.error && data.error.message) || gettext("The portal refused.");
       // "Invalid input." alone says nothing: a field's own message does.
       var fields = (data && data.error && data.error.fields) || {};
       var first = Object.keys(fields).map(function (name) {
@@ -63,12 +66,12 @@
     day.setHours(0, 0, 0, 0);
     var days = Math.round((today - day) / 86400000);
     if (days <= 0) {
-      return "Today";
+      return gettext("Today");
     }
     if (days === 1) {
-      return "Yesterday";
+      return gettext("Yesterday");
     }
-    return days < 7 ? "Last 7 days" : "Older";
+    return days < 7 ? gettext("Last 7 days") : gettext("Older");
   }
 
   function iconButton(action, icon, label) {
@@ -88,11 +91,11 @@
     details.className = "conversation-menu";
     var summary = document.createElement("summary");
     summary.textContent = "⋯";
-    summary.title = "More";
-    summary.setAttribute("aria-label", "More for this conversation");
+    summary.title = gettext("More");
+    summary.setAttribute("aria-label", gettext("More for this conversation"));
     var panel = document.createElement("div");
     panel.className = "conversation-menu-panel";
-    [["md", "Export as Markdown"], ["json", "Export as JSON"]].forEach(function (spec) {
+    [["md", gettext("Export as Markdown")], ["json", gettext("Export as JSON")]].forEach(function (spec) {
       var link = document.createElement("a");
       link.href = conversationUrl(conversation.id) + "export." + spec[0];
       link.setAttribute("download", "");
@@ -111,11 +114,11 @@
     var link = document.createElement("a");
     link.className = "conversation-link";
     link.href = pageUrl(conversation.id);
-    link.textContent = conversation.title || "New chat";
-    link.title = conversation.title || "New chat";
+    link.textContent = conversation.title || NEW_CHAT;
+    link.title = conversation.title || NEW_CHAT;
     var actions = document.createElement("span");
     actions.className = "conversation-actions";
-    actions.append(iconButton("rename", "✎", "Rename"), iconButton("delete", "✕", "Delete"),
+    actions.append(iconButton("rename", "✎", gettext("Rename")), iconButton("delete", "✕", gettext("Delete")),
       menu(conversation));
     li.append(link, actions);
     return li;
@@ -140,7 +143,7 @@
     if (!conversations.length) {
       var empty = document.createElement("li");
       empty.className = "conversation-empty muted";
-      empty.textContent = query ? "No conversation matches." : "No conversations yet.";
+      empty.textContent = query ? gettext("No conversation matches.") : gettext("No conversations yet.");
       list.appendChild(empty);
     }
   }
@@ -182,7 +185,7 @@
     }).filter(Boolean)[0] || "";
     var entry = {
       id: conversation.id,
-      title: conversation.title || firstLine || "New chat",
+      title: conversation.title || firstLine || NEW_CHAT,
       updated_at: new Date().toISOString(),
     };
     pending[entry.id] = entry;
@@ -216,8 +219,8 @@
     var input = document.createElement("input");
     input.type = "text";
     input.className = "rename-input";
-    input.value = link.textContent === "New chat" ? "" : link.textContent;
-    input.setAttribute("aria-label", "New title");
+    input.value = link.textContent === NEW_CHAT ? "" : link.textContent;
+    input.setAttribute("aria-label", gettext("New title"));
     input.maxLength = 200;
     link.hidden = true;
     li.insertBefore(input, link);
@@ -263,7 +266,7 @@
   async function confirmDelete(li, button) {
     if (button.dataset.armed !== "yes") {
       button.dataset.armed = "yes";
-      button.textContent = "Delete?";
+      button.textContent = gettext("Delete?");
       button.classList.add("armed");
       window.setTimeout(function () {
         button.dataset.armed = "";

@@ -4,6 +4,11 @@
 (function () {
   "use strict";
 
+  // Django's JavaScriptCatalog (/jsi18n/, loaded first) in the page's language.
+  var gettext = window.gettext;
+  var interpolate = window.interpolate;
+  var lang = document.documentElement.lang || "en";
+
   // A failed turn, in words, with what the page may do about it: `retry` is
   // "manual" (a Retry button), "auto" (a countdown of `wait` seconds, then
   // the page sends again by itself) or "none" (retrying cannot help).
@@ -14,7 +19,11 @@
     this.wait = wait || null;
   }
 
+  // "2nd" in English; Hungarian, Estonian and German write "2.".
   function ordinal(n) {
+    if (lang.slice(0, 2) !== "en") {
+      return n + ".";
+    }
     var tens = n % 100;
     var suffix = "th";
     if (tens < 11 || tens > 13) {
@@ -57,18 +66,20 @@
     var window_ = figures ? Number(figures[1]) : context && context.window;
     var tokens = figures ? Number(figures[2]) : context && context.tokens;
     var format = function (n) {
-      return Number(n).toLocaleString("en");
+      return Number(n).toLocaleString(lang);
     };
     if (context && context.sent > 1) {
-      return new ChatError("This conversation no longer fits in the model's context window" +
-        (window_ ? " (" + format(window_) + " tokens)" : "") +
-        ". Start a new chat, or pick a model with a longer context.", "context", "none");
+      return new ChatError(window_
+        ? interpolate(gettext("This conversation no longer fits in the model's context window (%(window)s tokens). Start a new chat, or pick a model with a longer context."),
+          { window: format(window_) }, true)
+        : gettext("This conversation no longer fits in the model's context window. Start a new chat, or pick a model with a longer context."),
+        "context", "none");
     }
-    var size = tokens && window_
-      ? " (about " + format(tokens) + " tokens; the model reads " + format(window_) + ")"
-      : "";
-    return new ChatError("Your message is longer than this model can read" + size +
-      ". Shorten it or pick a model with a longer context.", "context", "none");
+    return new ChatError(tokens && window_
+      ? interpolate(gettext("Your message is longer than this model can read (about %(tokens)s tokens; the model reads %(window)s). Shorten it or pick a model with a longer context."),
+        { tokens: format(tokens), window: format(window_) }, true)
+      : gettext("Your message is longer than this model can read. Shorten it or pick a model with a longer context."),
+      "context", "none");
   }
 
   // An error answer ({"error": {message, code, type}}) as a ChatError.
@@ -78,52 +89,51 @@
     var message = typeof error.message === "string" ? error.message : "";
     var wait = seconds(headers);
     if (code === "insufficient_quota" || error.type === "insufficient_quota") {
-      return new ChatError("Your token quota is used up. " + message, "quota", "none");
+      return new ChatError(gettext("Your token quota is used up.") + " " + message, "quota", "none");
     }
     if (status === 429) {
-      return new ChatError("You are over your rate limit (requests or tokens per minute).",
+      return new ChatError(gettext("You are over your rate limit (requests or tokens per minute)."),
         "rate_limit", "auto", wait || 10);
     }
     if (code === "context_length_exceeded") {
       return tooLong(message, contextOf(headers));
     }
     if (status === 503 && code === "model_busy") {
-      return new ChatError("This model is busy: too many people are waiting. Or pick " +
-        "another model.", "busy", wait ? "auto" : "manual", wait);
+      return new ChatError(gettext("This model is busy: too many people are waiting. Or pick another model."), "busy", wait ? "auto" : "manual", wait);
     }
     if (code === "model_not_found" || code === "model_unavailable" || status === 502 ||
         status === 503 || status === 504) {
       var auto = status === 503 && wait;
       var text = status === 502 || status === 504
-        ? "The model's server did not answer properly."
-        : (code === "model_not_found" && message) || "This model is unavailable right now.";
+        ? gettext("The model's server did not answer properly.")
+        : (code === "model_not_found" && message) || gettext("This model is unavailable right now.");
       if (!/pick another/i.test(text)) {
-        text += auto ? " Pick another model, or wait." : " Pick another model, then Retry.";
+        text += " " + (auto ? gettext("Pick another model, or wait.") : gettext("Pick another model, then Retry."));
       }
       return new ChatError(text, "unavailable", auto ? "auto" : "manual", auto ? wait : null);
     }
     if (status === 401) {
-      return new ChatError("You are logged out. Reload the page to log in again.", "auth",
+      return new ChatError(gettext("You are logged out. Reload the page to log in again."), "auth",
         "none");
     }
     if (status === 413) {
-      return new ChatError("This message is too large to send (images count). Use smaller " +
-        "images, or start a new chat.", "invalid", "none");
+      return new ChatError(gettext("This message is too large to send (images count). Use smaller images, or start a new chat."),
+        "invalid", "none");
     }
     if (status === 404 && code === "conversation_not_found") {
-      return new ChatError("This conversation no longer exists.", "invalid", "none");
+      return new ChatError(gettext("This conversation no longer exists."), "invalid", "none");
     }
     if (status >= 400 && status < 500 && message) {
       return new ChatError(message, "invalid", "none");
     }
-    return new ChatError("Something went wrong on the portal's side (" + status + ")." +
-      " Try again in a moment.", "server");
+    return new ChatError(interpolate(gettext("Something went wrong on the portal's side (%s). Try again in a moment."),
+      [status]), "server");
   }
 
   function midStreamError(error) {
     var message = error && typeof error.message === "string" ? error.message : "";
-    return new ChatError("The answer broke off: " + (message || "the model's server failed.") +
-      " Retry to try again.", "broke");
+    return new ChatError(interpolate(gettext("The answer broke off: %(reason)s Retry to try again."),
+      { reason: message || gettext("the model's server failed.") }, true), "broke");
   }
 
   // Run one call. `handlers`: onContext(context) (what was sent of the
@@ -145,7 +155,7 @@
       if (error && error.name === "AbortError") {
         return { stopped: true };
       }
-      throw new ChatError("Could not reach the portal. Check your connection and try again.",
+      throw new ChatError(gettext("Could not reach the portal. Check your connection and try again."),
         "network");
     }
     var context = contextOf(response.headers);
@@ -189,8 +199,8 @@
       if (error && error.name === "AbortError") {
         return { stopped: true };
       }
-      throw new ChatError("The connection broke off before the answer was complete." +
-        " Retry to try again.", "broke");
+      throw new ChatError(gettext("The connection broke off before the answer was complete. Retry to try again."),
+        "broke");
     }
     if (buffer) {
       handleLine(buffer, handlers);
@@ -204,7 +214,7 @@
       var match = /position (\d+) in line/.exec(line);
       if (match) {
         var place = parseInt(match[1], 10);
-        handlers.onWaiting(place, "Waiting for a free slot: " + ordinal(place) + " in line…");
+        handlers.onWaiting(place, interpolate(gettext("Waiting for a free slot: %s in line…"), [ordinal(place)]));
       }
       return;
     }
