@@ -142,21 +142,22 @@ def people(users: int) -> None:
     )
 
 
+# {key} and {browser} are filled in by records(): a key per API request or none.
 RECORDS_SQL = """
 INSERT INTO usage_usagerecord (
     request_id, user_id, key_id, model, backend_id, endpoint, client, stream,
     status, finish_reason, prompt_tokens, completion_tokens, usage_source,
     weighted_tokens, ttft_ms, duration_ms, retry_count, started_at,
-    recorded_at, rollup_batch, project_id)
+    recorded_at, rollup_batch, project_id, reasoning_tokens)
 SELECT
-    'bench-' || g, u.id, NULL, 'model-' || lpad(m::text, 2, '0'),
+    'bench-' || g, u.id, {key}, 'model-' || lpad(m::text, 2, '0'),
     CASE WHEN s IN (429, 503) THEN NULL ELSE %(backend0)s + m %% %(backends)s END,
     'chat/completions', CASE WHEN browser THEN 'browser' ELSE 'api' END,
     browser OR r_stream < 0.7,
     s, CASE WHEN s = 200 THEN 'stop' WHEN s = 502 THEN 'backend_error'
             ELSE 'rejected' END,
     p, c, 'reported', ((p + c) * (1 + m %% 3)), ttft, coalesce(ttft, 0) + c * 20,
-    0, at, at, CASE WHEN g <= %(counted)s THEN 0 END, project
+    0, at, at, CASE WHEN g <= %(counted)s THEN 0 END, project, 0
 FROM (
     SELECT g, at, u_index, m, browser, r_stream, s,
            CASE WHEN s < 400 THEN 50 + (random() * 2000)::int ELSE 0 END AS p,
@@ -170,10 +171,10 @@ FROM (
     FROM (
         SELECT g,
                %(start)s::timestamptz
-                   + (g - 1) * %(span)s::interval / %(records)s AS at,
+                   + (g - 1)::float8 / %(records)s * %(span)s::interval AS at,
                u_index,
                (u_index + floor(power(random(), 3) * 3)::int) %% %(models)s AS m,
-               random() < 0.4 AS browser,
+               random() < 0.4{browser} AS browser,
                random() AS r_stream,
                CASE WHEN r < 0.93 THEN 200 WHEN r < 0.96 THEN 429
                     WHEN r < 0.98 THEN 503 WHEN r < 0.99 THEN 400 ELSE 502
@@ -191,11 +192,16 @@ JOIN (
 """
 
 
-def records(total: int, days: int, *, counted: int) -> float:
+def records(
+    total: int, days: int, *, counted: int, models: int = MODELS, key0: int = 0
+) -> float:
     """`total` usage records over the `days` days up to today, in time order
     (ids rise with started_at, as the meter writes them), a million per
     statement; the first `counted` marked as already counted (rollup batch
-    0), the rest left to the incremental rollup. Seconds taken."""
+    0), the rest left to the incremental rollup. With `key0` (the first of
+    one key per even-numbered user, ids in user order: bench/usage_scale.py)
+    those users' API requests carry their key and the others use the chat
+    only; without, no record has a key. Seconds taken."""
     from django.db import connection
 
     from catalog.models import Backend
@@ -209,17 +215,24 @@ def records(total: int, days: int, *, counted: int) -> float:
         "records": total,
         "counted": counted,
         "users": _count("accounts_user"),
-        "models": MODELS,
+        "models": models,
+        "key0": key0,
         "backends": BACKENDS,
         "backend0": Backend.objects.order_by("pk").values_list("pk", flat=True)[0],
         "projects": PROJECTS,
         "project0": Project.objects.order_by("pk").values_list("pk", flat=True)[0],
     }
+    statement = RECORDS_SQL.format(
+        key=(
+            "CASE WHEN NOT browser THEN %(key0)s + u_index / 2 END" if key0 else "NULL"
+        ),
+        browser=" OR u_index %% 2 = 1" if key0 else "",
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
         for first in range(1, total + 1, CHUNK):
             last = min(total, first + CHUNK - 1)
-            cursor.execute(RECORDS_SQL, {**params, "first": first, "last": last})
+            cursor.execute(statement, {**params, "first": first, "last": last})
             say(f"  {last:,} records ({time.perf_counter() - started:.0f} s)")
         cursor.execute("VACUUM ANALYZE usage_usagerecord")
     return time.perf_counter() - started

@@ -155,6 +155,8 @@ class DailyUsage(UsageTotals):
                 fields=["day", "user", "key_id", "model"], name="usage_daily_bucket"
             )
         ]
+        # And, on PostgreSQL, a BRIN index on day (migration 0008): reports
+        # over every user read only the blocks of their days.
         indexes = [models.Index(fields=["user", "day"])]
 
     def __str__(self) -> str:
