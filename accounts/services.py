@@ -314,3 +314,16 @@ def email_verification_resend(*, request: HttpRequest) -> bool | None:
     if address is None or address.verified:
         return None
     return send_verification_email_to_address(request, address)
+
+
+def user_time_zone_set(*, user: User, zone: str) -> User:
+    """The zone `user` reads the portal in; "" follows the browser. A name
+    that is not an IANA zone is refused, so a page never fails on it."""
+    from portal.timezones import zone_valid
+
+    zone = zone.strip()
+    if zone and not zone_valid(zone):
+        raise ValidationError(f"Unknown time zone: {zone[:64]}")
+    user.time_zone = zone
+    user.save(update_fields=["time_zone"])
+    return user

@@ -5,6 +5,11 @@ from accounts import api, views
 urlpatterns = [
     path("settings/account/", views.settings_account, name="settings_account"),
     path(
+        "settings/account/time-zone/",
+        views.time_zone_set_view,
+        name="settings_time_zone",
+    ),
+    path(
         "settings/account/keys/", views.apikey_create_view, name="settings_key_create"
     ),
     path(

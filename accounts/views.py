@@ -46,7 +46,9 @@ from accounts.services import (
     apikey_revoke,
     apikey_roll,
     email_verification_resend,
+    user_time_zone_set,
 )
+from portal.timezones import ZONE_COOKIE, zone_names
 
 
 def api_base_url(request: HttpRequest) -> str:
@@ -100,6 +102,8 @@ def _settings_page(
             "mfa_enabled": user_has_mfa(user=user),
             "password_change": local_login_allowed(user=user),
             "staff_need_mfa": user.is_staff and settings.REQUIRE_STAFF_MFA,
+            "time_zones": sorted(zone_names()),
+            "browser_zone": request.COOKIES.get(ZONE_COOKIE, ""),
         },
         status=status,
     )
@@ -166,6 +170,21 @@ def settings_account(request: HttpRequest) -> HttpResponse:
     return _settings_page(
         request, form=ApiKeyCreateForm(model_choices=model_choices(user=request.user))
     )
+
+
+@login_required
+@require_POST
+def time_zone_set_view(request: HttpRequest) -> HttpResponse:
+    try:
+        user_time_zone_set(
+            user=request.user,  # type: ignore[arg-type]
+            zone=str(request.POST.get("time_zone", ""))[:64],
+        )
+    except ValidationError:
+        messages.error(request, _("That time zone does not exist."))
+    else:
+        messages.success(request, _("Time zone saved."))
+    return redirect("settings_account")
 
 
 @never_cache

@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages in the user's time zone: their choice, else the browser's.
+    "portal.timezones.UserTimezoneMiddleware",
     # Records who made each audited change, and from which address (the one
     # the ASGI server vouches for, never a raw X-Forwarded-For; portal/audit.py).
     "portal.audit.AuditlogMiddleware",

@@ -68,6 +68,7 @@ RULES: list[tuple[str, dict[str, Any]]] = [
     (r"^api/schema/$", {"anonymous": API_ANONYMOUS, **SIGNED_IN}),
     (r"^settings/account/keys/<int:key_id>/(revoke|roll)/$", OWNER_ONLY),
     (r"^settings/account/keys/$", every(IDENTITIES[1:], {200, 302, 405})),
+    (r"^settings/account/time-zone/$", every(IDENTITIES[1:], {302, 405})),
     # A new key's one showing: with none waiting, back to the key list.
     (r"^settings/account/keys/new/$", every(IDENTITIES[1:], {302})),
     (r"^settings/(account|access|usage)/(export\.csv)?$", SIGNED_IN),
