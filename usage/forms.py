@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext as _
 
 MAX_RANGE_DAYS = 366
 
@@ -22,13 +23,14 @@ class UsageRangeForm(forms.Form):
         data = super().clean() or {}
         first, last = data.get("from"), data.get("to")
         if (first is None) != (last is None):
-            raise forms.ValidationError("Give both a first and a last day.")
+            raise forms.ValidationError(_("Give both a first and a last day."))
         if first is not None and last is not None:
             if first > last:
-                raise forms.ValidationError("The first day comes after the last.")
+                raise forms.ValidationError(_("The first day comes after the last."))
             if (last - first).days >= MAX_RANGE_DAYS:
                 raise forms.ValidationError(
-                    f"Choose at most {MAX_RANGE_DAYS} days at a time."
+                    _("Choose at most %(days)d days at a time.")
+                    % {"days": MAX_RANGE_DAYS}
                 )
         return data
 

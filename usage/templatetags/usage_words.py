@@ -7,33 +7,34 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext, gettext_lazy
 
 register = template.Library()
 
 # How a request ended (RequestOutcome.finish_reason).
 ENDINGS = {
-    "stop": "finished",
-    "length": "cut off at the length limit",
-    "tool_calls": "asked to call a tool",
-    "function_call": "asked to call a tool",
-    "content_filter": "withheld by the content filter",
-    "client_disconnect": "stopped by you",
-    "backend_error": "the model's server failed",
+    "stop": gettext_lazy("finished"),
+    "length": gettext_lazy("cut off at the length limit"),
+    "tool_calls": gettext_lazy("asked to call a tool"),
+    "function_call": gettext_lazy("asked to call a tool"),
+    "content_filter": gettext_lazy("withheld by the content filter"),
+    "client_disconnect": gettext_lazy("stopped by you"),
+    "backend_error": gettext_lazy("the model's server failed"),
 }
 # Why Portico refused a request, by its HTTP status.
 REFUSALS = {
-    400: "refused: the request was not valid",
-    401: "refused: the key was not accepted",
-    403: "refused: not allowed",
-    404: "refused: no such model",
-    408: "refused: the request took too long to arrive",
-    413: "refused: the request was too large",
-    429: "refused: over your rate limit or quota",
+    400: gettext_lazy("refused: the request was not valid"),
+    401: gettext_lazy("refused: the key was not accepted"),
+    403: gettext_lazy("refused: not allowed"),
+    404: gettext_lazy("refused: no such model"),
+    408: gettext_lazy("refused: the request took too long to arrive"),
+    413: gettext_lazy("refused: the request was too large"),
+    429: gettext_lazy("refused: over your rate limit or quota"),
 }
 SOURCES = {
-    "reported": "reported by the model",
-    "counted": "counted by Portico",
-    "estimated": "estimated",
+    "reported": gettext_lazy("reported by the model"),
+    "counted": gettext_lazy("counted by Portico"),
+    "estimated": gettext_lazy("estimated"),
 }
 
 
@@ -43,19 +44,19 @@ def outcome_words(record: Any) -> str:
     reason = getattr(record, "finish_reason", "") or ""
     status = int(getattr(record, "status", 0) or 0)
     if reason in ("client_disconnect", "backend_error"):
-        return ENDINGS[reason]
+        return str(ENDINGS[reason])
     if reason in ENDINGS and status < 400:
-        return ENDINGS[reason]
+        return str(ENDINGS[reason])
     if status >= 500:
-        return "the model's server failed"
+        return gettext("the model's server failed")
     if status >= 400:
-        return REFUSALS.get(status, "refused")
+        return str(REFUSALS.get(status, gettext("refused")))
     if reason:
         return reason.replace("_", " ")
-    return "finished" if 200 <= status < 300 else "—"
+    return gettext("finished") if 200 <= status < 300 else "—"
 
 
 @register.filter
 def source_words(source: str) -> str:
     """Where a record's token counts came from."""
-    return SOURCES.get(source, source)
+    return str(SOURCES.get(source, source))
