@@ -93,6 +93,11 @@ def test_a_conversation_exports_as_markdown_and_json_from_its_menu(
     text = open(download.path(), encoding="utf-8").read()
     assert text.startswith("# Ant navigation\n")
     assert "**Path integration.**" in text
+    expect(link).to_be_hidden()  # the menu closes behind a download
+    item.locator(".conversation-menu summary").click()
+    expect(link).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(link).to_be_hidden()
     href = item.locator("a[data-export=json]").get_attribute("href")
     exported = page.evaluate(
         """async (url) => {

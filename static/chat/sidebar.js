@@ -101,7 +101,16 @@
       link.setAttribute("download", "");
       link.dataset.export = spec[0];
       link.textContent = spec[1];
+      // A download leaves the page where it was: close the menu behind it.
+      link.addEventListener("click", function () { details.open = false; });
       panel.appendChild(link);
+    });
+    details.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && details.open) {
+        event.stopPropagation();
+        details.open = false;
+        summary.focus();
+      }
     });
     details.append(summary, panel);
     return details;
