@@ -119,6 +119,8 @@ class UsageTotals(models.Model):
     errors = models.PositiveBigIntegerField(default=0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
+    # Of the completion tokens, those spent thinking (UsageRecord's).
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
     weighted_tokens = models.PositiveBigIntegerField(default=0)
 
     class Meta:

@@ -15,6 +15,7 @@ from accounts.models import User
 from usage.charts import Series, series_for, tokens_chart_svg
 from usage.periods import local_day, window_of
 from usage.selectors import (
+    TOTAL_SUMS,
     Limit,
     TotalsRow,
     quota_limit_for_user,
@@ -24,13 +25,6 @@ from usage.selectors import (
 )
 
 DEFAULT_RANGE_DAYS = 30
-TOTAL_NAMES = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "weighted_tokens",
-)
 
 
 @dataclass
@@ -116,7 +110,7 @@ class Report:
 def _summed(rows: list[TotalsRow]) -> TotalsRow:
     total = TotalsRow()
     for row in rows:
-        for name in TOTAL_NAMES:
+        for name in TOTAL_SUMS:
             setattr(total, name, getattr(total, name) + getattr(row, name))
     return total
 

@@ -59,6 +59,7 @@ TOTAL_FIELDS = (
     "errors",
     "prompt_tokens",
     "completion_tokens",
+    "reasoning_tokens",
     "weighted_tokens",
 )
 
@@ -90,6 +91,7 @@ def _usage_sums() -> dict[str, Aggregate]:
         "errors": Count("id", filter=Q(status__gte=400)),
         "prompt_tokens": Sum("prompt_tokens"),
         "completion_tokens": Sum("completion_tokens"),
+        "reasoning_tokens": Sum("reasoning_tokens"),
         "weighted_tokens": Sum("weighted_tokens"),
     }
 

@@ -42,6 +42,8 @@ EXPORT_FIELDS = (
     "duration_ms",
     "client",
     "project",
+    # Added after the others, so that columns read by position stay put.
+    "reasoning_tokens",
 )
 # The columns an export field is read from, where they differ from its name.
 _EXPORT_COLUMNS = {"user": "user__username", "project": "project__name"}
@@ -185,6 +187,7 @@ class TotalsRow:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # of the completion tokens
     weighted_tokens: int = 0
 
     @property
@@ -192,7 +195,14 @@ class TotalsRow:
         return self.prompt_tokens + self.completion_tokens
 
 
-_SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "weighted_tokens")
+TOTAL_SUMS = (  # TotalsRow's figures, summed from rollups and records
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "weighted_tokens",
+)
 
 
 _GROUPS = ("day", "user_id", "key_id", "model")
@@ -230,7 +240,7 @@ def usage_totals(
         pending = pending.annotate(**{alias: pending_groups[name]})
     rolled = (
         rolled.values(*aliases)
-        .annotate(**{f"s_{name}": Sum(name) for name in _SUMS})
+        .annotate(**{f"s_{name}": Sum(name) for name in TOTAL_SUMS})
         .order_by()
     )
     pending = (
@@ -240,6 +250,7 @@ def usage_totals(
             s_errors=Count("id", filter=Q(status__gte=400)),
             s_prompt_tokens=Sum("prompt_tokens"),
             s_completion_tokens=Sum("completion_tokens"),
+            s_reasoning_tokens=Sum("reasoning_tokens"),
             s_weighted_tokens=Sum("weighted_tokens"),
         )
         .order_by()
@@ -247,7 +258,7 @@ def usage_totals(
     totals: dict[tuple[Any, ...], TotalsRow] = defaultdict(TotalsRow)
     for row in _window_union(start=start, end=end, rolled=rolled, pending=pending):
         target = totals[tuple(row[alias] for alias in aliases)]
-        for name in _SUMS:
+        for name in TOTAL_SUMS:
             setattr(target, name, getattr(target, name) + int(row[f"s_{name}"] or 0))
     return dict(totals)
 

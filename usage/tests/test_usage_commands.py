@@ -72,7 +72,7 @@ def test_exportusage_writes_a_json_array_with_the_issues_fields(alice, bob) -> N
     assert list(rows[0]) == [
         "request_id", "user", "key_id", "model", "endpoint", "prompt_tokens",
         "completion_tokens", "usage_source", "status", "finish_reason",
-        "started_at", "ttft_ms", "duration_ms", "client", "project",
+        "started_at", "ttft_ms", "duration_ms", "client", "project", "reasoning_tokens",
     ]  # fmt: skip
     assert rows[0]["user"] == "alice" and rows[0]["key_id"] is None
     assert rows[0]["ttft_ms"] is None and rows[0]["started_at"].startswith("2026-03-10")

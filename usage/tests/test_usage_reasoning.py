@@ -60,3 +60,33 @@ def test_the_record_is_written_with_its_reasoning_tokens(alice: User) -> None:
     usage_records_create(rows=[thinking, plain])
     written = dict(UsageRecord.objects.values_list("request_id", "reasoning_tokens"))
     assert written == {thinking.request_id: 30, plain.request_id: 0}
+
+
+def test_reasoning_tokens_are_rolled_up_and_shown_in_settings_usage(
+    alice: User, client
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import usage_record_make
+    from usage.models import DailyUsage, HourlyUsage
+    from usage.rollups import usage_rollup, usage_rollup_rebuild
+
+    earlier = timezone.now() - timedelta(hours=2)
+    for thinking in (30, 12):
+        usage_record_make(
+            user=alice,
+            started_at=earlier,
+            completion_tokens=50,
+            reasoning_tokens=thinking,
+        )
+    usage_rollup()
+    assert sum(h.reasoning_tokens for h in HourlyUsage.objects.all()) == 42
+    assert sum(d.reasoning_tokens for d in DailyUsage.objects.all()) == 42
+    day = timezone.localdate(earlier)
+    usage_rollup_rebuild(since=day, until=day + timedelta(days=1))
+    assert sum(d.reasoning_tokens for d in DailyUsage.objects.all()) == 42
+    client.force_login(alice)
+    page = client.get("/settings/usage/").content.decode()
+    assert "of which thinking" in page and ">42<" in page
