@@ -279,6 +279,24 @@ def printed_sample(sample: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+def warmup_minutes(minutes: float) -> float:
+    return min(10.0, minutes / 3)
+
+
+def report_again(path: Path, *, plot_to: str | None) -> int:
+    """The verdicts of an earlier run, recomputed from its figures."""
+    summary = json.loads(path.read_text())
+    summary["rss_growth"] = rss_growth(
+        summary["samples"],
+        warmup_minutes=warmup_minutes(summary["minutes"]),
+        events=summary["events"],
+    )
+    print(printed(summary), flush=True)
+    if plot_to:
+        plot(summary, Path(plot_to))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -286,7 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write every figure here")
     parser.add_argument("--plot", metavar="PNG", help="draw the minutes here")
     parser.add_argument("--log-dir", default=str(ROOT / "var" / "soak"))
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="no run: print the summary (and --plot) of an earlier run's --json",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        return report_again(Path(args.from_json), plot_to=args.plot)
     if args.smoke and "--minutes" not in " ".join(argv or sys.argv):
         args.minutes = 1.0
     soak = Soak(args)
@@ -305,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         "books": books,
         "outcomes": dict(outcome["load"].total),
         "rss_growth": rss_growth(
-            soak.samples, warmup_minutes=min(10.0, args.minutes / 3)
+            soak.samples,
+            warmup_minutes=warmup_minutes(args.minutes),
+            events=soak.events,
         ),
         "final": outcome["final"],
         "samples": soak.samples,

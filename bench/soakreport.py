@@ -4,6 +4,7 @@ summary and the plot."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +53,64 @@ def _slope_per_hour(points: list[tuple[float, float]]) -> float:
     return slope * 60
 
 
-def rss_growth(samples: list[dict[str, Any]], *, warmup_minutes: float) -> dict:
+def rss_growth(
+    samples: list[dict[str, Any]],
+    *,
+    warmup_minutes: float,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per process: RSS at the end of the warm-up, at the end, and the
     fitted growth per hour after the warm-up (the final, idle sample is
-    left out: it is taken after the load stopped)."""
+    left out: it is taken after the load stopped).
+
+    An outage steps memory up once (the meter holds the records it cannot
+    write, the allocator keeps the arenas after), which a straight line over
+    the whole run reads as growth. So the steady stretches between events are
+    also fitted one by one, and each event's step is given: a leak climbs
+    within a stretch, a high-water mark does not."""
+    events = events or []
     during = [s for s in samples[:-1] if s["minute"] >= warmup_minutes]
-    growth: dict[str, dict[str, float]] = {}
+    cuts = [warmup_minutes, *(e["minute"] for e in events), float("inf")]
+    growth: dict[str, dict[str, Any]] = {}
     names = list(samples[0]["workers"]) if samples else []
     for name in names:
         points = [(s["minute"], s["workers"][name]["rss_mb"]) for s in during]
         if not points:
             continue
         per_hour = _slope_per_hour(points)
+        stretches = []
+        for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+            settle = 1.0 if index else 0.0  # a minute for a recovery to settle
+            inside = [p for p in points if start + settle <= p[0] < end]
+            if len(inside) >= 5:
+                stretches.append(
+                    {
+                        "from_minute": inside[0][0],
+                        "to_minute": inside[-1][0],
+                        "mb_per_hour": round(_slope_per_hour(inside), 2),
+                    }
+                )
+        steps = []
+        for event in events:
+            before = [y for x, y in points if x < event["minute"]]
+            after = [
+                y for x, y in points if event["minute"] + 1 <= x < event["minute"] + 3
+            ]
+            if before and after:
+                steps.append(
+                    {"what": event["what"], "mb": round(max(after) - before[-1], 1)}
+                )
+        steady = max((s["mb_per_hour"] for s in stretches), default=per_hour)
         growth[name] = {
             "after_warmup_mb": points[0][1],
             "end_mb": points[-1][1],
             "peak_mb": max(y for _, y in points),
             "mb_per_hour": round(per_hour, 2),
+            "stretches": stretches,
+            "steps": steps,
+            "steady_mb_per_hour": round(steady, 2),
             "met": per_hour <= RSS_GROWTH_LIMIT_MB_PER_HOUR,
+            "steady_met": steady <= RSS_GROWTH_LIMIT_MB_PER_HOUR,
         }
     return growth
 
@@ -106,9 +147,22 @@ def printed(summary: dict[str, Any]) -> str:
         lines.append(
             f"{name} RSS: {growth['after_warmup_mb']} MB after warm-up, "
             f"{growth['end_mb']} MB at the end, peak {growth['peak_mb']} MB, "
-            f"fitted {growth['mb_per_hour']:+.2f} MB/hour (limit "
+            f"fitted {growth['mb_per_hour']:+.2f} MB/hour over the run (limit "
             f"{RSS_GROWTH_LIMIT_MB_PER_HOUR}) " + ("met" if growth["met"] else "MISSED")
         )
+        if growth.get("stretches"):
+            stretches = ", ".join(
+                f"min {s['from_minute']:.0f}-{s['to_minute']:.0f} "
+                f"{s['mb_per_hour']:+.2f}"
+                for s in growth["stretches"]
+            )
+            steps = ", ".join(f"{s['what']} {s['mb']:+.1f} MB" for s in growth["steps"])
+            lines.append(
+                f"  between events (MB/hour): {stretches}; steps at events: "
+                f"{steps or 'none'} -> steady growth "
+                f"{growth['steady_mb_per_hour']:+.2f} MB/hour "
+                + ("met" if growth["steady_met"] else "MISSED")
+            )
     return "\n".join(lines)
 
 
