@@ -20,6 +20,12 @@ Why a revocation is honoured everywhere within 2 seconds:
   deactivated from a shell);
 - when Redis cannot be read, the cache is dropped: the database decides.
 
+While the database cannot be reached, an accepted entry past its
+API_KEY_CACHE_SECONDS is served on for up to API_KEY_STALE_SECONDS more (a
+key good a moment ago, with no revocation signal since), so a database
+restart does not turn away the keys in use; a revocation still drops it at
+once, since it clears the cache.
+
 User deactivation has no signal handler (no logic in signals): deactivating
 through `user_deactivate`, the admin's deactivate action or any admin edit or
 deletion of a user bumps the generation like a revocation does, so those take
@@ -193,6 +199,7 @@ class KeyCache:
         self.clock = clock
         self.loads = 0
         self.throttled = 0
+        self.stale_served = 0  # entries served past their time, database away
         self._entries: dict[str, _Entry] = {}
         # Keyed by digest, or by "lookup:<id>" for a lookup id no key has.
         self._refusals: dict[str, _Refusal] = {}
@@ -240,7 +247,17 @@ class KeyCache:
             principal = None
         else:
             self._budget_check(client, now)
-            principal = await self._load(digest, raw_key, generation)
+            try:
+                principal = await self._load(digest, raw_key, generation)
+            except DatabaseError:
+                if not self._stale_usable(entry, generation, now):
+                    raise
+                # The database is away and this key was good a moment ago, with
+                # no revocation signal since: serve it on (seen in the soak: a
+                # 10 s PostgreSQL restart refused 263 requests of a key whose
+                # entry had just aged out).
+                self.stale_served += 1
+                principal = entry.principal  # type: ignore[union-attr]
         wall_now = datetime.now(UTC)
         if principal is None or principal.is_expired_at(wall_now):
             self._failure_note(client)
@@ -249,6 +266,15 @@ class KeyCache:
             raise KeySignInRequired
         self._note_use(principal.key_id, now)
         return principal
+
+    def _stale_usable(
+        self, entry: _Entry | None, generation: tuple[int, int], now: float
+    ) -> bool:
+        return (
+            entry is not None
+            and entry.generation == generation
+            and now < entry.fresh_until + settings.API_KEY_STALE_SECONDS
+        )
 
     def _refused(
         self, digest: str, lookup_id: str, generation: tuple[int, int], now: float

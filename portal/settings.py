@@ -294,6 +294,9 @@ API_KEY_MAX_LIFETIME_DAYS = env_int("API_KEY_MAX_LIFETIME_DAYS", 0, minimum=0)
 # this many seconds even without a revocation signal (a safety net for changes
 # made outside the services, e.g. a user deactivated in a shell).
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 30, minimum=1, maximum=300)
+# While the database is unreachable, a key accepted before is served on this
+# much longer (accounts/keycache.py); 0 refuses it once its entry is stale.
+API_KEY_STALE_SECONDS = env_int("API_KEY_STALE_SECONDS", 300, minimum=0, maximum=3600)
 # --- end API keys ----------------------------------------------------------
 
 # Security. Production (DEBUG false) defaults pass `check --deploy`; TLS is

@@ -301,3 +301,57 @@ async def test_an_address_that_keeps_failing_is_throttled_before_the_database(
     assert await cache.get(issued.raw, client="198.51.100.8") is not None
     clock.now += 61
     assert await cache.get(issued.raw, client="198.51.100.7") is not None
+
+
+async def test_while_the_database_is_away_a_key_accepted_before_is_served_on(
+    alice: User, clock: FakeClock, settings
+) -> None:
+    from django.db import OperationalError
+
+    from accounts.keycache import _principal_load
+
+    database_up = [True]
+
+    def loader(raw_key: str):  # type: ignore[no-untyped-def]
+        if not database_up[0]:
+            raise OperationalError("the database system is shutting down")
+        return _principal_load(raw_key)
+
+    cache = KeyCache(loader=loader, clock=clock, writer=LastUsedWriter(delay=60))
+    issued = await in_thread(apikey_make, user=alice)
+    other = await in_thread(apikey_make, user=alice)
+    assert await cache.get(issued.raw) is not None
+    database_up[0] = False
+    clock.now += settings.API_KEY_CACHE_SECONDS + 60
+    assert await cache.get(issued.raw) is not None, "stale, but the database is away"
+    assert cache.stale_served == 1
+    with pytest.raises(OperationalError):
+        await cache.get(other.raw)  # never seen: nothing to serve (the proxy: 503)
+    clock.now += settings.API_KEY_STALE_SECONDS
+    with pytest.raises(OperationalError):
+        await cache.get(issued.raw)
+    database_up[0] = True
+    assert await cache.get(issued.raw) is not None
+
+
+async def test_a_revocation_is_not_outlived_by_a_database_outage(
+    alice: User, clock: FakeClock, settings
+) -> None:
+    from django.db import OperationalError
+
+    from accounts.keycache import _principal_load
+
+    database_up = [True]
+
+    def loader(raw_key: str):  # type: ignore[no-untyped-def]
+        if not database_up[0]:
+            raise OperationalError("the database system is shutting down")
+        return _principal_load(raw_key)
+
+    cache = KeyCache(loader=loader, clock=clock, writer=LastUsedWriter(delay=60))
+    issued = await in_thread(apikey_make, user=alice)
+    assert await cache.get(issued.raw) is not None
+    cache.clear()  # what a revocation signal does
+    database_up[0] = False
+    with pytest.raises(OperationalError):
+        await cache.get(issued.raw)
