@@ -248,9 +248,10 @@ class Soak:
             say("--- load stops; waiting for the answers in flight and the meters")
             await load.stop()
             drained = await self.drained(session, within=180)
-            # Slots released in batches and idle keep-alives closing settle
-            # within seconds.
-            await asyncio.sleep(5)
+            # Slots released in batches settle within milliseconds; idle
+            # keep-alive connections to the backend close after aiohttp's
+            # 15 s keep-alive: after that nothing of the load may be left open.
+            await asyncio.sleep(20)
             final = await self.sample(session, load, started)
         return {
             "load": load,

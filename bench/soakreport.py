@@ -167,6 +167,9 @@ def printed(summary: dict[str, Any]) -> str:
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
+    """Four panels over the minutes: each worker's RSS, its connections (and
+    Redis's clients), its event-loop lag beside the machine's load average,
+    and its usage buffer beside the requests answered."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,7 +185,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axes[1].plot(
             minutes,
             [sum(r["connections"].values()) for r in rows],
-            label=f"{name} connections",
+            label=f"{name} TCP connections",
         )
         axes[2].plot(
             minutes,
@@ -194,23 +197,33 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             [r.get("portico_usage_buffer_records", 0.0) for r in rows],
             label=f"{name} usage buffer",
         )
-    for name in samples[0]["celery_rss_mb"] if samples else []:
-        axes[0].plot(
-            minutes, [s["celery_rss_mb"][name] for s in samples], label=name, ls="--"
-        )
     axes[1].plot(
         minutes,
         [s["redis"]["clients"] or 0 for s in samples],
-        label="Redis clients",
+        label="Redis clients (all processes)",
         ls="--",
     )
-    axes[3].plot(
+    load = axes[2].twinx()
+    load.plot(
+        minutes,
+        [float(s["load_average"].split()[0]) for s in samples],
+        color="grey",
+        ls=":",
+        label="machine load average (1 min)",
+    )
+    load.set_ylabel("load")
+    load.legend(fontsize=7, loc="upper right")
+    answered = axes[3].twinx()
+    answered.plot(
         minutes,
         [sum(s["requests"].values()) for s in samples],
+        color="grey",
+        ls=":",
         label="requests in the minute",
-        ls="--",
     )
-    labels = ("MB", "open", "ms", "count")
+    answered.set_ylabel("requests")
+    answered.legend(fontsize=7, loc="upper right")
+    labels = ("RSS, MB", "open", "lag, ms", "records waiting")
     for axis, label in zip(axes, labels, strict=True):
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
@@ -219,11 +232,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             axis.axvline(event["minute"], color="grey", lw=0.8, ls=":")
     for event in summary["events"]:
         axes[0].annotate(
-            event["what"],
-            (event["minute"], 1),
+            f" {event['what']} restart",
+            (event["minute"], 0.02),
             xycoords=("data", "axes fraction"),
             fontsize=7,
-            va="top",
         )
     axes[-1].set_xlabel("minutes")
     figure.suptitle(f"Portico soak, {summary['minutes']:g} minutes")

@@ -65,6 +65,7 @@ def test_the_soak_balances_its_books_through_restarts(tmp_path: Path) -> None:
         assert worker["portico_slot_leases_held"] == 0
         assert worker["portico_usage_buffer_records"] == 0
         assert worker["connections"].get("clients", 0) == 0
+        assert worker["connections"].get("backend", 0) == 0
         assert worker["portico_event_loop_lag_p99_seconds"] >= 0
         assert worker["rss_mb"] > 0
     assert len(summary["samples"]) >= 5
