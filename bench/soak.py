@@ -249,9 +249,10 @@ class Soak:
             await load.stop()
             drained = await self.drained(session, within=180)
             # Slots released in batches settle within milliseconds; idle
-            # keep-alive connections to the backend close after aiohttp's
-            # 15 s keep-alive: after that nothing of the load may be left open.
-            await asyncio.sleep(20)
+            # keep-alive connections to the backend close once aiohttp's
+            # sweep (every 15 s) finds them idle for 15 s, so within 30 s:
+            # after that nothing of the load may be left open.
+            await asyncio.sleep(35)
             final = await self.sample(session, load, started)
         return {
             "load": load,
