@@ -23,7 +23,9 @@ class User(AbstractUser):
     approved_at = models.DateTimeField(null=True, blank=True)
     # An IANA zone name chosen in Settings > Account; empty: the browser's
     # (portal.timezones). Times and key expiry days are shown and read in it.
-    time_zone = models.CharField(max_length=64, blank=True, default="")
+    # db_default: rows inserted by code that predates the column (a rolling
+    # upgrade) get "" too.
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class LimitFields(models.Model):
@@ -86,9 +87,9 @@ class AccessRequest(models.Model):
     """A user's request to join a service class (a requestable group)."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        APPROVED = "approved", "Approved"
-        REFUSED = "refused", "Refused"
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        REFUSED = "refused", _("Refused")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
