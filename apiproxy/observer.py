@@ -50,6 +50,15 @@ _FINISH = re.compile(rb'"finish_reason"\s*:\s*"([a-z_]+)"')
 _ID = re.compile(rb'"id"\s*:\s*"([^"]{1,200})"')
 # An error the backend reports inside the stream (then usually [DONE]).
 _ERROR_EVENT = re.compile(rb'(?:^|\n)data: ?\{\s*"error"\s*:')
+# One screen (with _DONE_MARK) for everything but the token count and the
+# stream id: a run of events without any of these (nearly every read of a
+# stream: one token) needs nothing else read. Each alternative is as loose as
+# what it stands for (reasoning, a Responses end, usage, an error, a finish
+# reason with a value), so a miss proves that the full path would find nothing
+# to act on; a hit, even in model text, takes the full path. All start with a
+# quote, which lets the engine skip to quotes (five times faster than plain
+# alternatives).
+_RARE = re.compile(rb'"(?:reasoning|response\.|usage"|error"|finish_reason"\s*:\s*")')
 
 
 def token_count_clamp(value: object, *, ceiling: int) -> int | None:
@@ -96,8 +105,26 @@ class StreamObserver:
         if end == -1:
             self.pending = buffer
             return b""
-        complete, self.pending = buffer[: end + 2], buffer[end + 2 :]
+        if end + 2 == len(buffer):  # the usual read: whole events, no copy
+            complete, self.pending = buffer, b""
+        else:
+            complete, self.pending = buffer[: end + 2], buffer[end + 2 :]
+        if _DONE_MARK not in complete and _RARE.search(complete) is None:
+            # Token events only: count them, note the id, forward unchanged.
+            content = len(_CONTENT.findall(complete))
+            if content:
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                self.content_chunks += content
+            if self.stream_id is None:
+                self._id_take(complete)
+            return complete
         return self._inspect(complete)
+
+    def _id_take(self, complete: bytes) -> None:
+        match = _ID.search(complete)
+        if match:
+            self.stream_id = match.group(1).decode("utf-8", "replace")
 
     def _inspect(self, complete: bytes) -> bytes:
         """Read one run of whole events (it starts at an event boundary and
@@ -110,9 +137,7 @@ class StreamObserver:
                 self.first_token_at = time.monotonic()
             self.content_chunks += content
         if self.stream_id is None:
-            match = _ID.search(complete)
-            if match:
-                self.stream_id = match.group(1).decode("utf-8", "replace")
+            self._id_take(complete)
         if b'"error"' in complete and _ERROR_EVENT.search(complete):
             self.failed = True
         finish = _FINISH.findall(complete)

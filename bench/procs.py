@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,17 @@ CLIENT_CORE, PORTICO_CORE = 0, 1
 
 def pinning_available() -> bool:
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def fd_limit_raise() -> int:
+    """Raise this process's soft limit on open files to the hard one, for the
+    children to inherit: at 512 streams a server holds over 1,024 sockets (one
+    to the client and one to the backend each), the common default soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pin(core: int) -> list[str]:

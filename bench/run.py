@@ -136,6 +136,10 @@ def say(message: str) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     mode = MODES[args.mode]
+    files = procs.fd_limit_raise()
+    widest = max(load.concurrency for load in scenarios(mode).values())
+    if files < 3 * widest:
+        say(f"open-file limit {files}: too low for {widest} streams (ulimit -n)")
     if "granian" in args.servers and not (procs.BIN / "granian").exists():
         say("granian is not installed (requirements-dev.txt): compared without it")
         args.servers = [name for name in args.servers if name != "granian"]

@@ -13,6 +13,8 @@ class Mode:
     rounds: int  # each scenario runs direct, then through each server, this often
     delay_ms: int  # between tokens in the slow-stream scenario
     slow_streams: int
+    # The same paced streams, twice as many: the issue's second scale point.
+    slow_streams_wide: int
     fast_streams: int
     json_concurrency: int
     duration: float  # measured seconds per run
@@ -27,11 +29,17 @@ class Mode:
 
 
 MODES = {
-    "full": Mode(2, 20, 256, 64, 64, 10.0, 2.0, 2000, 100, meter_pairs=6),
-    "quick": Mode(1, 20, 256, 64, 64, 4.0, 1.0, 300, 30, meter_pairs=3),
+    "full": Mode(2, 20, 256, 512, 64, 64, 10.0, 2.0, 2000, 100, meter_pairs=6),
+    "quick": Mode(1, 20, 256, 512, 64, 64, 4.0, 1.0, 300, 30, meter_pairs=3),
     # For the test suite: proves the harness runs end to end, measures nothing.
-    "smoke": Mode(1, 2, 4, 4, 4, 0.0, 0.0, 4, 1, requests=8),
+    "smoke": Mode(1, 2, 4, 8, 4, 4, 0.0, 0.0, 4, 1, requests=8),
 }
+
+
+# The paced scenarios' names (256 and 512 streams in full and quick modes;
+# smoke shrinks both, as it shrinks everything).
+SLOW = "stream_slow"
+SLOW_WIDE = "stream_slow_512"
 
 
 def scenarios(mode: Mode) -> dict[str, Load]:
@@ -47,7 +55,8 @@ def scenarios(mode: Mode) -> dict[str, Load]:
                 warmup_requests=1,
             )
             for name, model, stream, concurrency in (
-                ("stream_slow", slow_model, True, mode.slow_streams),
+                (SLOW, slow_model, True, mode.slow_streams),
+                (SLOW_WIDE, slow_model, True, mode.slow_streams_wide),
                 ("stream_fast", "bench-0ms", True, mode.fast_streams),
                 ("json", "bench-0ms", False, mode.json_concurrency),
                 ("latency", "bench-0ms", False, 1),
@@ -57,10 +66,18 @@ def scenarios(mode: Mode) -> dict[str, Load]:
     return {
         # Connections start spread over one answer's length, so that the
         # streams are not in lock-step; the warm-up covers that ramp.
-        "stream_slow": Load(
+        SLOW: Load(
             model=slow_model,
             stream=True,
             concurrency=mode.slow_streams,
+            duration=mode.duration,
+            warmup=max(mode.warmup, stream_seconds + 0.5),
+            ramp=stream_seconds,
+        ),
+        SLOW_WIDE: Load(
+            model=slow_model,
+            stream=True,
+            concurrency=mode.slow_streams_wide,
             duration=mode.duration,
             warmup=max(mode.warmup, stream_seconds + 0.5),
             ramp=stream_seconds,

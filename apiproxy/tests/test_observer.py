@@ -4,6 +4,7 @@ synthesises the usage chunk."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -114,3 +115,79 @@ def test_reported_usage_is_clamped(reported: object, billed: int | None) -> None
     event = json.dumps({"choices": [], "usage": usage}).encode()
     observer.feed(b"data: " + event + b"\n\n" + DONE)
     assert (observer.prompt_tokens, observer.completion_tokens) == (billed, billed)
+
+
+def _event(payload: dict) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+# Streams of every kind the observer reads: plain tokens, thoughts (both
+# spellings), tool calls, an error, the Responses API, text that mentions the
+# markers, CRLF framing; each also split into uneven reads below.
+STREAMS = [
+    chunk("Hel") + chunk("lo") + chunk(finish="stop") + USAGE + DONE,
+    chunk("a") + chunk("b") + chunk(finish="length") + DONE,
+    _event({"id": "c", "choices": [{"delta": {"reasoning_content": "hm"}}]})
+    + _event({"id": "c", "choices": [{"delta": {"reasoning": "so"}}]})
+    + chunk("x")
+    + DONE,
+    _event(
+        {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": "{}"}}]}}]}
+    )
+    + chunk(finish="tool_calls")
+    + DONE,
+    chunk("a") + b'data: {"error": {"message": "boom"}}\n\n' + DONE,
+    _event({"type": "response.output_text.delta", "delta": "Hi"})
+    + _event({"type": "response.reasoning_text.delta", "delta": "hm"})
+    + _event(
+        {
+            "type": "response.completed",
+            "response": {"usage": {"input_tokens": 4, "output_tokens": 2}},
+        }
+    ),
+    chunk('usage" error" "finish_reason":"x" response.completed [DONE]') + DONE,
+    (chunk("r") + chunk(finish="stop") + USAGE + DONE).replace(b"\n", b"\r\n"),
+]
+
+
+def _state(observer: StreamObserver) -> tuple:
+    return (
+        observer.content_chunks,
+        observer.reasoning_chunks,
+        observer.prompt_tokens,
+        observer.completion_tokens,
+        observer.reasoning_tokens,
+        observer.finish_reason,
+        observer.done,
+        observer.failed,
+        observer.stream_id,
+        observer.first_token_at is None,
+    )
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("read_size", [7, 64, 10_000])
+@pytest.mark.parametrize("synthesise", [False, True])
+def test_the_token_fast_path_reads_a_stream_as_the_full_reading_does(
+    stream: bytes, read_size: int, synthesise: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of token events only skips every check but the count and the
+    id; over any stream and any split into reads, nothing may differ from
+    reading every event in full."""
+    import apiproxy.observer as module
+
+    def read(fast: bool) -> tuple[bytes, tuple]:
+        with monkeypatch.context() as patched:
+            if not fast:  # a screen that always hits: every read in full
+                patched.setattr(module, "_RARE", re.compile(rb""))
+            observer = StreamObserver(
+                strip_usage=not synthesise, synthesise_usage=synthesise, model="m"
+            )
+            out = b"".join(
+                observer.feed(stream[at : at + read_size])
+                for at in range(0, len(stream), read_size)
+            )
+        # The synthesised usage chunk carries the time: compare without it.
+        return re.sub(rb'"created": ?\d+', b"", out), _state(observer)
+
+    assert read(fast=True) == read(fast=False)
