@@ -5,60 +5,31 @@ numbers; it never asserts a timing (those belong in docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _database_url() -> str:
-    database = settings.DATABASES["default"]
-    credentials = quote(database.get("USER") or "postgres")
-    if database.get("PASSWORD"):
-        credentials += ":" + quote(database["PASSWORD"])
-    host = database.get("HOST") or "127.0.0.1"
-    port = database.get("PORT") or 5432
-    return f"postgres://{credentials}@{host}:{port}/{database['NAME']}"
+from tests.benchrun import bench_run, run_database_url, service_args, services_required
 
 
 @pytest.fixture
 def bench_outcome(transactional_db: None, tmp_path: Path) -> dict[str, Any]:
-    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
-        pytest.skip("the benchmark runs against PostgreSQL (make test sets it)")
-    if not settings.REDIS_URL:
-        pytest.skip("the benchmark runs with Redis (make test sets it)")
+    services_required()
     report = tmp_path / "bench.json"
     # The bench's Portico processes use this test database (already migrated;
     # transactional_db empties it afterwards) and this test Redis database.
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "bench/run.py",
-            "--smoke",
-            "--database-url",
-            _database_url(),
-            "--redis-url",
-            settings.REDIS_URL,
-            "--json",
-            str(report),
-            "--log-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    finished = bench_run(
+        "run.py",
+        "--smoke",
+        *service_args(),
+        "--json",
+        str(report),
+        "--log-dir",
+        str(tmp_path),
         timeout=180,
-        check=False,
     )
-    assert finished.returncode == 0, finished.stderr[-3000:]
     outcome = json.loads(report.read_text())
     outcome["printed"] = finished.stdout
     return outcome
@@ -142,18 +113,16 @@ def _assert_row_measured(printed: str, label: str, target: str) -> None:
 
 
 def test_the_meter_write_bench_prints_both_writers(transactional_db: None) -> None:
-    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
-        pytest.skip("the benchmark runs against PostgreSQL (make test sets it)")
-    finished = subprocess.run(
-        [sys.executable, "bench/meterwrite.py", "--batch", "20", "--batches", "2"],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_DATABASE_URL": _database_url()},
-        capture_output=True,
-        text=True,
+    services_required(redis=False)
+    finished = bench_run(
+        "meterwrite.py",
+        "--batch",
+        "20",
+        "--batches",
+        "2",
+        env={"BENCH_DATABASE_URL": run_database_url()},
         timeout=120,
-        check=False,
     )
-    assert finished.returncode == 0, finished.stderr[-3000:]
     assert "usage_records_create (JSON)" in finished.stdout
     assert "ORM bulk_create" in finished.stdout
     from usage.models import UsageRecord

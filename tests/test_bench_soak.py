@@ -9,11 +9,11 @@ from __future__ import annotations
 import glob
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchrun import bench_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,25 +25,16 @@ ROOT = Path(__file__).resolve().parent.parent
 )
 def test_the_soak_balances_its_books_through_restarts(tmp_path: Path) -> None:
     report = tmp_path / "soak.json"
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "bench/soak.py",
-            "--smoke",
-            "--json",
-            str(report),
-            "--plot",
-            str(tmp_path / "soak.png"),
-            "--log-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    bench_run(
+        "soak.py",
+        "--smoke",
+        "--json",
+        str(report),
+        "--plot",
+        str(tmp_path / "soak.png"),
+        "--log-dir",
+        str(tmp_path),
     )
-    assert finished.returncode == 0, finished.stderr[-3000:]
     summary = json.loads(report.read_text())
     assert [event["what"] for event in summary["events"]] == [
         "backend",

@@ -6,54 +6,41 @@ docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 
-from tests.test_bench_smoke import ROOT, _database_url
+from tests.benchrun import bench_run, run_database_url, services_required
 
 
 def test_the_usage_scale_bench_times_every_job_and_page(
     transactional_db: None, tmp_path: Path
 ) -> None:
-    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
-        pytest.skip("the benchmark runs against PostgreSQL (make test sets it)")
+    services_required(redis=False)
     figures = tmp_path / "scale.json"
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "bench/usage_scale.py",
-            "--database-url",
-            _database_url(),
-            "--redis-url",
-            settings.REDIS_URL or "",
-            "--records",
-            "3000",
-            "--days",
-            "6",
-            "--users",
-            "100",
-            "--models",
-            "4",
-            "--uncounted",
-            "200",
-            "--busy-hour",
-            "150",
-            "--requests",
-            "1",
-            "--json",
-            str(figures),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    finished = bench_run(
+        "usage_scale.py",
+        "--database-url",
+        run_database_url(),
+        "--redis-url",
+        settings.REDIS_URL or "",
+        "--records",
+        "3000",
+        "--days",
+        "6",
+        "--users",
+        "100",
+        "--models",
+        "4",
+        "--uncounted",
+        "200",
+        "--busy-hour",
+        "150",
+        "--requests",
+        "1",
+        "--json",
+        str(figures),
     )
-    assert finished.returncode == 0, finished.stderr[-3000:]
     phases = {phase["name"]: phase for phase in json.loads(figures.read_text())}
     names = list(phases)
     assert names[0] == "hourly rollup, 150 records"
