@@ -303,25 +303,46 @@ async def test_an_address_that_keeps_failing_is_throttled_before_the_database(
     assert await cache.get(issued.raw, client="198.51.100.7") is not None
 
 
-async def test_while_the_database_is_away_a_key_accepted_before_is_served_on(
-    alice: User, clock: FakeClock, settings
-) -> None:
-    from django.db import OperationalError
+class DatabaseSwitch:
+    """A key loader whose database can be switched off, as in an outage."""
 
-    from accounts.keycache import _principal_load
+    def __init__(self) -> None:
+        self.up = True
 
-    database_up = [True]
+    def __call__(self, raw_key: str):  # type: ignore[no-untyped-def]
+        from django.db import OperationalError
 
-    def loader(raw_key: str):  # type: ignore[no-untyped-def]
-        if not database_up[0]:
+        from accounts.keycache import _principal_load
+
+        if not self.up:
             raise OperationalError("the database system is shutting down")
         return _principal_load(raw_key)
 
-    cache = KeyCache(loader=loader, clock=clock, writer=LastUsedWriter(delay=60))
+
+@pytest.fixture
+def database() -> DatabaseSwitch:
+    return DatabaseSwitch()
+
+
+@pytest.fixture
+def outage_cache(database: DatabaseSwitch, clock: FakeClock) -> KeyCache:
+    return KeyCache(loader=database, clock=clock, writer=LastUsedWriter(delay=60))
+
+
+async def test_while_the_database_is_away_a_key_accepted_before_is_served_on(
+    alice: User,
+    clock: FakeClock,
+    settings,
+    database: DatabaseSwitch,
+    outage_cache: KeyCache,
+) -> None:
+    from django.db import OperationalError
+
+    cache = outage_cache
     issued = await in_thread(apikey_make, user=alice)
     other = await in_thread(apikey_make, user=alice)
     assert await cache.get(issued.raw) is not None
-    database_up[0] = False
+    database.up = False
     clock.now += settings.API_KEY_CACHE_SECONDS + 60
     assert await cache.get(issued.raw) is not None, "stale, but the database is away"
     assert cache.stale_served == 1
@@ -330,28 +351,18 @@ async def test_while_the_database_is_away_a_key_accepted_before_is_served_on(
     clock.now += settings.API_KEY_STALE_SECONDS
     with pytest.raises(OperationalError):
         await cache.get(issued.raw)
-    database_up[0] = True
+    database.up = True
     assert await cache.get(issued.raw) is not None
 
 
 async def test_a_revocation_is_not_outlived_by_a_database_outage(
-    alice: User, clock: FakeClock, settings
+    alice: User, database: DatabaseSwitch, outage_cache: KeyCache
 ) -> None:
     from django.db import OperationalError
 
-    from accounts.keycache import _principal_load
-
-    database_up = [True]
-
-    def loader(raw_key: str):  # type: ignore[no-untyped-def]
-        if not database_up[0]:
-            raise OperationalError("the database system is shutting down")
-        return _principal_load(raw_key)
-
-    cache = KeyCache(loader=loader, clock=clock, writer=LastUsedWriter(delay=60))
     issued = await in_thread(apikey_make, user=alice)
-    assert await cache.get(issued.raw) is not None
-    cache.clear()  # what a revocation signal does
-    database_up[0] = False
+    assert await outage_cache.get(issued.raw) is not None
+    outage_cache.clear()  # what a revocation signal does
+    database.up = False
     with pytest.raises(OperationalError):
-        await cache.get(issued.raw)
+        await outage_cache.get(issued.raw)

@@ -4,6 +4,7 @@ the one chosen in Settings > Account, kept in the session."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,10 +15,13 @@ from chat.tests.conftest import ChatBrowser, ChatRig
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def hungarian_browser(chat: ChatRig, chromium: Any) -> Iterator[ChatBrowser]:
-    """A chromium whose user speaks Hungarian (Accept-Language: hu-HU)."""
-    context = chromium.new_context(locale="hu-HU")
+@contextmanager
+def browser_speaking(
+    locale: str, chat: ChatRig, chromium: Any
+) -> Iterator[ChatBrowser]:
+    """A chromium whose user's browser asks for `locale` (Accept-Language),
+    closed once the live server has finished what the page started."""
+    context = chromium.new_context(locale=locale)
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -36,6 +40,12 @@ def hungarian_browser(chat: ChatRig, chromium: Any) -> Iterator[ChatBrowser]:
     chat.proxy.server.wait_quiet()
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def hungarian_browser(chat: ChatRig, chromium: Any) -> Iterator[ChatBrowser]:
+    with browser_speaking("hu-HU", chat, chromium) as browser:
+        yield browser
 
 
 def test_a_hungarian_browser_gets_the_chat_in_hungarian_and_a_turn_works(
@@ -111,25 +121,8 @@ def speaking_browser(
     request: Any, chat: ChatRig, chromium: Any
 ) -> Iterator[tuple[ChatBrowser, dict[str, str]]]:
     """A chromium whose user's browser asks for Hungarian, then German."""
-    context = chromium.new_context(locale=request.param)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    browser = ChatBrowser(rig=chat, page=page)
-    page.on(
-        "console",
-        lambda message: (
-            browser.csp_errors.append(message.text)
-            if "Content Security Policy" in message.text
-            else None
-        ),
-    )
-    yield browser, SEEN[request.param]
-    page.close()
-    chat.proxy.server.wait_quiet()
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with browser_speaking(request.param, chat, chromium) as browser:
+        yield browser, SEEN[request.param]
 
 
 def test_settings_a_key_page_and_the_chat_scripts_speak_the_browser_language(
