@@ -37,6 +37,7 @@ from apiproxy.errors import (
 )
 from apiproxy.http import TrackedSend
 from apiproxy.observer import TOKENS_PER_REQUEST_MAX, StreamObserver
+from apiproxy.readdeadline import ReadDeadline
 from apiproxy.usageread import usage_read
 from usage.outcome import RequestOutcome
 
@@ -266,48 +267,6 @@ def _endpoint_of(path: str) -> str:
     return ""
 
 
-class ReadDeadline:
-    """BACKEND_READ_TIMEOUT between the reads of a stream's body, on one timer
-    per stream. aiohttp's own (`sock_read`) cancels and re-arms a timer on
-    every chunk it receives, ~2 µs a token under uvloop; here each read only
-    notes the loop's time, and the timer, when it fires, re-arms itself for
-    the last read's deadline or ends the stream as aiohttp would (the read
-    raises a SocketTimeoutError). The time the relay spends handing a chunk
-    to a slow client does not count: it is the client's, and aiohttp's timer
-    also stops while its buffer is full."""
-
-    __slots__ = ("_content", "_handle", "_loop", "_timeout", "last", "paused")
-
-    def __init__(self, response: aiohttp.ClientResponse, timeout: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._timeout = timeout
-        self._content = response.content
-        self.last = self._loop.time()
-        self.paused = False
-        self._handle = self._loop.call_at(self.last + timeout, self._check)
-        connection = response.connection
-        if connection is not None and connection.protocol is not None:
-            # aiohttp turns it off the same way for websockets; the timer
-            # armed by the last read stops at the next one.
-            connection.protocol.read_timeout = None
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        if self.paused:  # handing a chunk to the client: look again later
-            self._handle = self._loop.call_at(now + self._timeout, self._check)
-            return
-        due = self.last + self._timeout
-        if now < due:
-            self._handle = self._loop.call_at(due, self._check)
-            return
-        self._content.set_exception(
-            aiohttp.SocketTimeoutError("Timeout on reading data from socket")
-        )
-
-    def cancel(self) -> None:
-        self._handle.cancel()
-
-
 async def relay_stream(
     send: Send,
     response: aiohttp.ClientResponse,
@@ -337,17 +296,7 @@ async def relay_stream(
                 deadline.last = now()
                 out = feed(data)
                 if observer.done:
-                    # [DONE] goes out as the response's last message: a client
-                    # that hangs up once it has read it has not interrupted
-                    # anything (whatever the backend still sends is dropped).
-                    _stream_end(outcome, observer)
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": rewrite(out),
-                            "more_body": False,
-                        }
-                    )
+                    await _stream_last(send, outcome, observer, rewrite(out))
                     return
                 if out:
                     deadline.paused = True
@@ -362,12 +311,7 @@ async def relay_stream(
                     deadline.last = now()
         finally:
             deadline.cancel()
-            outcome.first_token_at = observer.first_token_at
-            outcome.completion_tokens = min(observer.completion_tokens_final(), window)
-            outcome.reasoning_tokens = min(observer.reasoning_tokens_final(), window)
-            if observer.prompt_tokens is not None:
-                outcome.prompt_tokens = min(observer.prompt_tokens, window)
-            outcome.usage_source = observer.usage_source
+            _stream_counts_take(outcome, observer, window=window)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         await _stream_fail(send, outcome, backend_timeout(observer.model))
         return
@@ -377,6 +321,29 @@ async def relay_stream(
     # The backend closed the stream before its end ([DONE], or a Responses
     # stream's final event): it died mid-answer.
     await _stream_fail(send, outcome, stream_interrupted(observer.model))
+
+
+async def _stream_last(
+    send: Send, outcome: RequestOutcome, observer: StreamObserver, body: bytes
+) -> None:
+    """[DONE] goes out as the response's last message: a client that hangs up
+    once it has read it has not interrupted anything (whatever the backend
+    still sends is dropped)."""
+    _stream_end(outcome, observer)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _stream_counts_take(
+    outcome: RequestOutcome, observer: StreamObserver, *, window: int
+) -> None:
+    """What the stream said it cost, however it ended; no count above the
+    model's window (a stream is always a generation)."""
+    outcome.first_token_at = observer.first_token_at
+    outcome.completion_tokens = min(observer.completion_tokens_final(), window)
+    outcome.reasoning_tokens = min(observer.reasoning_tokens_final(), window)
+    if observer.prompt_tokens is not None:
+        outcome.prompt_tokens = min(observer.prompt_tokens, window)
+    outcome.usage_source = observer.usage_source
 
 
 def _stream_end(outcome: RequestOutcome, observer: StreamObserver) -> None:

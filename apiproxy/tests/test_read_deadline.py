@@ -1,4 +1,4 @@
-"""The read deadline of a relayed stream's body (apiproxy.relay.ReadDeadline):
+"""The read deadline of a relayed stream's body (apiproxy.readdeadline.ReadDeadline):
 one timer per stream instead of aiohttp's one per chunk. The stall itself,
 end to end, is in test_proxy_streams."""
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import aiohttp
 
-from apiproxy.relay import ReadDeadline
+from apiproxy.readdeadline import ReadDeadline
 
 TIMEOUT = 0.3  # wide margins: a busy machine delays timers by tens of ms
 
