@@ -24,7 +24,8 @@ While the database cannot be reached, an accepted entry past its
 API_KEY_CACHE_SECONDS is served on for up to API_KEY_STALE_SECONDS more (a
 key good a moment ago, with no revocation signal since), so a database
 restart does not turn away the keys in use; a revocation still drops it at
-once, since it clears the cache.
+once, since it clears the cache. Such a key asks the database again every
+STALE_RETRY_SECONDS, not on every request.
 
 User deactivation has no signal handler (no logic in signals): deactivating
 through `user_deactivate`, the admin's deactivate action or any admin edit or
@@ -86,6 +87,8 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 NEGATIVE_SECONDS = 2.0
+# While the database is away, how often a key served stale asks it again.
+STALE_RETRY_SECONDS = 5.0
 LAST_USED_EVERY_SECONDS = 60.0
 # Accepted keys, and (apart) refusals and client addresses: each bounded, so
 # a flood of random well-formed keys neither grows memory nor evicts good keys.
@@ -170,6 +173,8 @@ class _Entry:
     principal: Principal
     generation: tuple[int, int]
     fresh_until: float
+    # Served stale while the database is away: not asked again before this.
+    retry_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -240,7 +245,8 @@ class KeyCache:
         if (
             entry is not None
             and entry.generation == generation
-            and now < entry.fresh_until
+            and (now < entry.fresh_until or now < entry.retry_at)
+            and self._stale_usable(entry, generation, now)
         ):
             principal: Principal | None = entry.principal
         elif self._refused(digest, parsed.lookup_id, generation, now):
@@ -256,6 +262,9 @@ class KeyCache:
                 # no revocation signal since: serve it on (seen in the soak: a
                 # 10 s PostgreSQL restart refused 263 requests of a key whose
                 # entry had just aged out).
+                # Until the next try, the requests for this key are served
+                # from here: not one database attempt (and one warning) each.
+                entry.retry_at = now + STALE_RETRY_SECONDS  # type: ignore[union-attr]
                 self.stale_served += 1
                 principal = entry.principal  # type: ignore[union-attr]
         wall_now = datetime.now(UTC)

@@ -23,6 +23,7 @@ from accounts.keyformat import key_generate, text_holds_key
 from accounts.keysignal import apikey_generation_bump
 from accounts.models import ApiKey, User
 from accounts.selectors import apikey_expiry_cap
+from portal.timezones import zone_valid
 
 
 def user_mark_pending(*, user: User) -> User:
@@ -319,8 +320,6 @@ def email_verification_resend(*, request: HttpRequest) -> bool | None:
 def user_time_zone_set(*, user: User, zone: str) -> User:
     """The zone `user` reads the portal in; "" follows the browser. A name
     that is not an IANA zone is refused, so a page never fails on it."""
-    from portal.timezones import zone_valid
-
     zone = zone.strip()
     if zone and not zone_valid(zone):
         raise ValidationError(f"Unknown time zone: {zone[:64]}")

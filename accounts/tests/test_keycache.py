@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.keycache import (
     GENERATION_KEY,
+    STALE_RETRY_SECONDS,
     KeyCache,
     LastUsedWriter,
     key_cache,
@@ -308,12 +309,14 @@ class DatabaseSwitch:
 
     def __init__(self) -> None:
         self.up = True
+        self.asked = 0
 
     def __call__(self, raw_key: str):  # type: ignore[no-untyped-def]
         from django.db import OperationalError
 
         from accounts.keycache import _principal_load
 
+        self.asked += 1
         if not self.up:
             raise OperationalError("the database system is shutting down")
         return _principal_load(raw_key)
@@ -346,6 +349,13 @@ async def test_while_the_database_is_away_a_key_accepted_before_is_served_on(
     clock.now += settings.API_KEY_CACHE_SECONDS + 60
     assert await cache.get(issued.raw) is not None, "stale, but the database is away"
     assert cache.stale_served == 1
+    asked = database.asked
+    for _ in range(50):
+        assert await cache.get(issued.raw) is not None
+    assert database.asked == asked, "not one database attempt per request"
+    clock.now += STALE_RETRY_SECONDS
+    assert await cache.get(issued.raw) is not None
+    assert database.asked == asked + 1, "asked again after a while"
     with pytest.raises(OperationalError):
         await cache.get(other.raw)  # never seen: nothing to serve (the proxy: 503)
     clock.now += settings.API_KEY_STALE_SECONDS
