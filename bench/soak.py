@@ -301,7 +301,9 @@ def report_again(path: Path, *, plot_to: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--minutes", type=float, default=None, help="default 10 (1 with --smoke)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a small mix, 1 minute")
     parser.add_argument("--json", metavar="PATH", help="write every figure here")
     parser.add_argument("--plot", metavar="PNG", help="draw the minutes here")
@@ -314,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_json:
         return report_again(Path(args.from_json), plot_to=args.plot)
-    if args.smoke and "--minutes" not in " ".join(argv or sys.argv):
-        args.minutes = 1.0
+    if args.minutes is None:
+        args.minutes = 1.0 if args.smoke else 10.0
     soak = Soak(args)
     say(f"soak: {args.minutes} min, {machine()}, load average {load_average()}")
     try:
