@@ -258,12 +258,8 @@ class KeyCache:
             except DatabaseError:
                 if not self._stale_usable(entry, generation, now):
                     raise
-                # The database is away and this key was good a moment ago, with
-                # no revocation signal since: serve it on (seen in the soak: a
-                # 10 s PostgreSQL restart refused 263 requests of a key whose
-                # entry had just aged out).
-                # Until the next try, the requests for this key are served
-                # from here: not one database attempt (and one warning) each.
+                # Good a moment ago, no revocation since: serve it on, and ask
+                # the database again only after a while (see the docstring).
                 entry.retry_at = now + STALE_RETRY_SECONDS  # type: ignore[union-attr]
                 self.stale_served += 1
                 principal = entry.principal  # type: ignore[union-attr]
